@@ -1,0 +1,225 @@
+"""Run a policy's checks over a context; one failing check never stops the others.
+
+Examples
+--------
+>>> from lea_ai_audit import audit
+>>> from lea_ai_audit.datasets import make_police_triage
+>>> df = make_police_triage(n_rows=4000, seed=1)
+>>> rep = audit(df, target="reoffended", sensitive=["ethnicity", "sex"],
+...             score="vendor_score", checks=["fairness.disparity"])
+>>> rep.status.value in {"pass", "warn", "fail"}
+True
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+from .context import AuditContext
+from .errors import InputError
+from .policy import Policy, load_policy
+from .results import SCHEMA_VERSION, AuditReport, CheckResult, Evidence, Status, overall_status
+
+__all__ = ["Audit", "audit"]
+
+#: progress(index, total, requirement_id, result_or_None): called before and after each check
+ProgressFn = Callable[[int, int, str, CheckResult | None], None]
+
+_LIBRARIES = ("lea-ai-audit", "numpy", "pandas", "scipy", "scikit-learn", "pyyaml", "fairlearn",
+              "shap", "evidently", "pandera", "mlflow", "lightgbm")
+
+
+def _versions() -> dict[str, Any]:
+    libs = {}
+    for name in _LIBRARIES:
+        try:
+            libs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "machine": platform.machine(), "libraries": libs}
+
+
+def _apply_requirement(res: CheckResult, req: Any, duration: float) -> CheckResult:
+    status = res.status
+    if not req.blocking and status is Status.FAIL:
+        status = Status.WARN  # a non-blocking requirement's failure is a warning
+    return replace(res, requirement_id=req.id, title=req.title, clauses=tuple(req.clauses),
+                   blocking=req.blocking, raw_status=res.status, status=status,
+                   duration_s=duration)
+
+
+def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None = None
+               ) -> list[CheckResult]:
+    """Run every requirement of ``policy`` over ``ctx``. Exceptions become ERROR results."""
+    results = []
+    total = len(policy.requirements)
+    for i, req in enumerate(policy.requirements):
+        if progress:
+            progress(i, total, req.id, None)
+        t0 = time.perf_counter()
+        check = req.make_check()
+        try:
+            res = check.run(ctx)
+        except Exception as exc:  # a check's own failure: reported, never fatal
+            tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+            res = CheckResult(
+                check_id=req.check, requirement_id=req.id, status=Status.ERROR,
+                message=f"the check could not run: {type(exc).__name__}: {exc}",
+                evidence=(Evidence("traceback", "text", "".join(tb[-6:])),),
+                params=check.params())
+        res = _apply_requirement(res, req, time.perf_counter() - t0)
+        results.append(res)
+        if progress:
+            progress(i + 1, total, req.id, res)
+    return results
+
+
+@dataclass
+class Audit:
+    """An audit configuration that can be run on several data sets.
+
+    Holds everything :func:`audit` takes except the data; ``Audit(...).run(df)`` equals
+    ``audit(df, ...)``. The policy is loaded and validated when the ``Audit`` is made.
+
+    Examples
+    --------
+    >>> from lea_ai_audit import Audit
+    >>> a = Audit(target="reoffended", sensitive=["ethnicity"], prediction="flagged")
+    >>> a.policy.id
+    'eu-council-2020-internal-security'
+    """
+
+    target: str
+    sensitive: Sequence[str] | str
+    model: Any = None
+    prediction: str | None = None
+    score: str | None = None
+    reference_groups: Mapping[str, Any] | None = None
+    policy: Policy | str | None = None
+    checks: Sequence[str] | None = None
+    author: str | None = None
+    seed: int = 0
+    features: Sequence[str] | None = None
+    threshold: float = 0.5
+    positive_label: Any = None
+    attestations: Mapping[str, str] | None = None
+    model_file: str | None = None
+    data_source: Mapping[str, Any] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        self.policy = load_policy(self.policy).select(
+            [self.checks] if isinstance(self.checks, str) else self.checks)
+
+    def context(self, data: Any, *, reference: Any = None) -> AuditContext:
+        """Validate ``data`` and compute predictions and groups (what :meth:`run` audits)."""
+        return AuditContext.build(
+            data, target=self.target, sensitive=self.sensitive, model=self.model,
+            prediction=self.prediction, score=self.score, reference=reference,
+            reference_groups=self.reference_groups, features=self.features,
+            threshold=self.threshold, positive_label=self.positive_label, seed=self.seed,
+            attestations=self.attestations, model_file=self.model_file)
+
+    def run(self, data: Any, *, reference: Any = None,
+            progress: ProgressFn | None = None) -> AuditReport:
+        """Audit ``data`` and return the report (nothing is written to disk)."""
+        t0 = time.perf_counter()
+        ctx = self.context(data, reference=reference)
+        assert isinstance(self.policy, Policy)
+        results = run_policy(ctx, self.policy, progress=progress)
+        data_info: dict[str, Any] = {
+            "n_rows": ctx.n, "n_columns": int(ctx.data.shape[1]),
+            "columns": [str(c) for c in ctx.data.columns], "sha256": ctx.data_digest,
+            "positives": int(ctx.y_true.sum()), "predicted_positive": int(ctx.y_pred.sum()),
+        }
+        if reference is not None:
+            from .context import _dataframe_digest
+            data_info["reference"] = {"n_rows": int(reference.shape[0]),
+                                      "sha256": _dataframe_digest(reference)}
+        if self.data_source:
+            data_info["source"] = dict(self.data_source)
+        return AuditReport(
+            checks=tuple(results), status=overall_status(results), schema_version=SCHEMA_VERSION,
+            report_id=uuid.uuid4().hex, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            author=self.author, seed=self.seed, policy=self.policy.describe(),
+            subject=ctx.describe(), data=data_info, environment=_versions(),
+            duration_s=time.perf_counter() - t0)
+
+
+def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any = None,
+          prediction: str | None = None, score: str | None = None, reference: Any = None,
+          reference_groups: Mapping[str, Any] | None = None, policy: Policy | str | None = None,
+          checks: Sequence[str] | str | None = None, author: str | None = None, seed: int = 0,
+          features: Sequence[str] | None = None, threshold: float = 0.5,
+          positive_label: Any = None, attestations: Mapping[str, str] | None = None,
+          model_file: str | None = None, progress: ProgressFn | None = None) -> AuditReport:
+    """Audit a model, or a vendor's predictions and scores, against a policy pack.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The cases to audit: features, the outcome and the sensitive attributes.
+    target : str
+        Column with the observed outcome (0/1 or bool; else pass ``positive_label``).
+    sensitive : str or list of str
+        Columns with the sensitive attributes (ethnicity, sex, ...). Each attribute and their
+        intersection are audited.
+    model : estimator, optional
+        A fitted scikit-learn-compatible classifier (Pipelines included). Its predictions and
+        ``predict_proba`` scores are computed once.
+    prediction, score : str, optional
+        Without a model: the columns with the tool's decisions (0/1) and risk scores. With
+        ``score`` alone, a decision is ``score >= threshold``.
+    reference : DataFrame, optional
+        Training or reference data (for the data-quality and drift checks).
+    reference_groups : dict, optional
+        ``{attribute: group}`` to compare against; default each attribute's largest group.
+    policy : str, path or Policy, optional
+        The policy pack; default ``eu-council-2020-internal-security``.
+    checks : list of str, optional
+        Run only requirements whose check id (or requirement id) starts with one of these.
+    author : str, optional
+        Who ran the audit (a reviewer may not sign off their own audit).
+    seed : int
+        Seed of every random sample drawn by the checks.
+    attestations : dict, optional
+        Statements for the policy's manual attestation items, by item key.
+
+    Returns
+    -------
+    AuditReport
+        ``report.status``, ``report.checks``, ``report.to_json()``, ``report.save(dir)``.
+
+    Raises
+    ------
+    lea_ai_audit.errors.LeaAuditError
+        For bad input (a missing column, a non-binary target, an unfitted model, a bad policy).
+        Problems found *in the model* are results, not exceptions.
+
+    Examples
+    --------
+    >>> from lea_ai_audit import audit
+    >>> from lea_ai_audit.datasets import make_police_triage
+    >>> df = make_police_triage(n_rows=3000, seed=0)
+    >>> report = audit(df, target="reoffended", sensitive=["ethnicity", "sex"],
+    ...                prediction="vendor_flag", score="vendor_score")
+    >>> report.status.value in {"pass", "warn", "fail", "error"}
+    True
+    """
+    if isinstance(data, (str, bytes)):
+        raise InputError("data must be a DataFrame, not a path",
+                         "read it first (pandas.read_csv) or use `lea-audit run --data FILE`")
+    return Audit(target=target, sensitive=sensitive, model=model, prediction=prediction,
+                 score=score, reference_groups=reference_groups, policy=policy, checks=checks,
+                 author=author, seed=seed, features=features, threshold=threshold,
+                 positive_label=positive_label, attestations=attestations,
+                 model_file=model_file).run(data, reference=reference, progress=progress)

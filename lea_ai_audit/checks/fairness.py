@@ -1,0 +1,451 @@
+"""Group fairness (Council 13083/1/20 §26; AI Act Art. 10(2)(f)).
+
+Every figure comes from per-group confusion counts computed once in the context (one
+``np.bincount`` per grouping), so metrics for every group of every sensitive attribute and of
+their intersection cost almost nothing beyond that pass. Metric definitions equal fairlearn's;
+intervals are stated in :mod:`lea_ai_audit.stats`.
+
+Checks
+------
+``fairness.group_metrics``
+    Every metric (n, base rate, selection rate, TPR, FPR, FNR, TNR, PPV, NPV, FDR, FOR,
+    accuracy) per group with 95% intervals; WARN when a group is too small to judge.
+``fairness.disparity``
+    One metric compared with a reference group: difference and ratio with intervals; FAIL when
+    a group differs beyond the policy's threshold (by point estimate, or only when significant).
+``fairness.calibration``
+    AUC and calibration per group, for models with scores.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..results import CheckResult, Evidence, Status
+from ..stats import (
+    INTERVAL_METHODS,
+    LABELS,
+    METRICS,
+    auc_hanley_mcneil,
+    katz_ratio_interval,
+    newcombe_diff_interval,
+    wilson_interval,
+)
+from . import Check, register
+
+if TYPE_CHECKING:
+    from ..context import AuditContext, Grouping
+
+DECISION_RULES = ("point", "significant")
+MULTIPLE_COMPARISONS = ("bonferroni", "none")
+
+
+def _f(x: Any) -> float | None:
+    """A finite float or None."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _r(x: Any, nd: int = 4) -> float | None:
+    v = _f(x)
+    return None if v is None else round(v, nd)
+
+
+def _fmt(x: float | None, nd: int = 3) -> str:
+    return "undefined" if x is None else f"{x:.{nd}f}"
+
+
+def _validate_common(min_group_size: int, confidence: float, decision_rule: str | None = None
+                     ) -> None:
+    if int(min_group_size) < 1:
+        raise ValueError(f"min_group_size must be at least 1, got {min_group_size}")
+    if not 0.5 <= float(confidence) < 1.0:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+    if decision_rule is not None and decision_rule not in DECISION_RULES:
+        raise ValueError(f"decision_rule must be one of {DECISION_RULES}, got {decision_rule!r}")
+
+
+def compare_groups(ctx: AuditContext, grouping: Grouping, metric: str,
+                   confidence: float = 0.95) -> dict[str, np.ndarray]:
+    """Per-group value of ``metric`` with its interval, and difference and ratio (with
+    intervals) against the grouping's reference group."""
+    counts = ctx.counts(grouping)
+    k, m = counts.fraction(metric)
+    ref = grouping.reference
+    lo, hi = wilson_interval(k, m, confidence)
+    d, dlo, dhi = newcombe_diff_interval(k, m, k[ref], m[ref], confidence)
+    r, rlo, rhi = katz_ratio_interval(k, m, k[ref], m[ref], confidence)
+    return {"n": counts.n, "k": k, "m": m, "value": counts.rate(metric), "lo": lo, "hi": hi,
+            "diff": d, "diff_lo": dlo, "diff_hi": dhi, "ratio": r, "ratio_lo": rlo,
+            "ratio_hi": rhi}
+
+
+@register
+class GroupMetrics(Check):
+    """Every group metric, per group of each sensitive attribute and their intersection.
+
+    Parameters
+    ----------
+    min_group_size : int
+        Groups with fewer rows are reported as insufficient evidence (WARN), never as a pass.
+    confidence : float
+        Confidence level of the intervals.
+    intersections : bool
+        Also report the intersection of all sensitive attributes.
+    """
+
+    id = "fairness.group_metrics"
+    title = "Group metrics with confidence intervals"
+
+    def __init__(self, *, min_group_size: int = 30, confidence: float = 0.95,
+                 intersections: bool = True) -> None:
+        self.min_group_size = min_group_size
+        self.confidence = confidence
+        self.intersections = intersections
+
+    def validate(self) -> None:
+        _validate_common(self.min_group_size, self.confidence)
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        metrics: dict[str, Any] = {}
+        evidence: list[Evidence] = []
+        small: list[str] = []
+        for g in ctx.groupings(intersections=self.intersections):
+            counts = ctx.counts(g)
+            rows = []
+            for i, label in enumerate(g.labels):
+                n_i = int(counts.n[i])
+                metrics[f"n/{g.name}/{label}"] = n_i
+                if n_i < self.min_group_size:
+                    small.append(f"{g.name}={label} (n={n_i})")
+            for metric in METRICS:
+                k, m = counts.fraction(metric)
+                value = counts.rate(metric)
+                lo, hi = wilson_interval(k, m, self.confidence)
+                for i, label in enumerate(g.labels):
+                    metrics[f"{metric}/{g.name}/{label}"] = _f(value[i])
+                    rows.append([label, int(counts.n[i]), metric, _r(value[i]), _r(lo[i]),
+                                 _r(hi[i]), int(k[i]), int(m[i])])
+            evidence.append(Evidence.table(
+                f"group_metrics:{g.name}",
+                ["group", "n", "metric", "value", "ci_low", "ci_high", "numerator",
+                 "denominator"], rows,
+                f"{g.name}: every metric per group; reference group "
+                f"{g.labels[g.reference]!r} ({g.reference_source}); "
+                f"{int(self.confidence * 100)}% {INTERVAL_METHODS['rate']}; "
+                "value undefined (null) where the denominator is 0"))
+        n_groups = sum(g.n_groups for g in ctx.groupings(intersections=self.intersections))
+        if small:
+            shown = ", ".join(small[:8]) + (f" and {len(small) - 8} more" if len(small) > 8 else "")
+            return self.result(Status.WARN,
+                               f"insufficient evidence: {len(small)} of {n_groups} groups have "
+                               f"fewer than {self.min_group_size} cases: {shown}",
+                               metrics=metrics, evidence=evidence)
+        return self.result(Status.PASS, f"{n_groups} groups, each with at least "
+                                        f"{self.min_group_size} cases", metrics=metrics,
+                           evidence=evidence)
+
+
+@register
+class Disparity(Check):
+    """One metric compared across groups against a reference group.
+
+    Parameters
+    ----------
+    metric : str
+        A metric of :data:`lea_ai_audit.stats.METRICS` (``"fpr"``, ``"selection_rate"``, ...).
+    max_difference : float, optional
+        Largest allowed absolute difference from the reference group's value.
+    min_ratio : float, optional
+        Smallest allowed ratio to the reference group's value (and its inverse the largest,
+        e.g. 0.8 allows [0.8, 1.25]: the four-fifths rule).
+    decision_rule : {"point", "significant"}
+        ``"point"``: a group fails when its point estimate is beyond a threshold.
+        ``"significant"``: only when, in addition, the 95% interval of the difference excludes
+        0 (of the ratio, excludes 1): the disparity is not explained by chance.
+    min_group_size : int
+        A group (or reference) whose denominator for this metric is smaller is "insufficient
+        evidence" (WARN), never a pass.
+    confidence : float
+        Confidence level of all intervals.
+    intersections : bool
+        Also compare the groups of the intersection of all sensitive attributes.
+    multiple_comparisons : {"bonferroni", "none"}
+        With ``"significant"``, comparing many groups finds chance disparities; by default the
+        decision uses simultaneous (Bonferroni) intervals at ``1 - (1 - confidence) / k`` for
+        the ``k`` comparisons with sufficient evidence. The reported intervals stay at
+        ``confidence``.
+    """
+
+    id = "fairness.disparity"
+    title = "Disparity against a reference group"
+
+    def __init__(self, *, metric: str = "fpr", max_difference: float | None = None,
+                 min_ratio: float | None = None, decision_rule: str = "significant",
+                 min_group_size: int = 30, confidence: float = 0.95,
+                 intersections: bool = True, multiple_comparisons: str = "bonferroni") -> None:
+        self.metric = metric
+        self.max_difference = max_difference
+        self.min_ratio = min_ratio
+        self.decision_rule = decision_rule
+        self.min_group_size = min_group_size
+        self.confidence = confidence
+        self.intersections = intersections
+        self.multiple_comparisons = multiple_comparisons
+
+    def validate(self) -> None:
+        _validate_common(self.min_group_size, self.confidence, self.decision_rule)
+        if self.multiple_comparisons not in MULTIPLE_COMPARISONS:
+            raise ValueError(f"multiple_comparisons must be one of {MULTIPLE_COMPARISONS}, "
+                             f"got {self.multiple_comparisons!r}")
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
+        if self.max_difference is None and self.min_ratio is None:
+            raise ValueError("give max_difference, min_ratio or both")
+        if self.max_difference is not None and not 0 <= float(self.max_difference) <= 1:
+            raise ValueError(f"max_difference must be in [0, 1], got {self.max_difference}")
+        if self.min_ratio is not None and not 0 < float(self.min_ratio) <= 1:
+            raise ValueError(f"min_ratio must be in (0, 1], got {self.min_ratio}")
+
+    def _insufficient(self, t: dict[str, np.ndarray], i: int, ref: int) -> bool:
+        return bool(t["m"][i] < self.min_group_size or t["m"][ref] < self.min_group_size)
+
+    def _verdict(self, t: dict[str, np.ndarray], a: dict[str, np.ndarray], i: int, ref: int
+                 ) -> tuple[str, str]:
+        """Verdict for group ``i``: ``t`` holds the reported intervals, ``a`` the (possibly
+        adjusted) intervals the significance decision uses."""
+        if i == ref:
+            return "reference", ""
+        if self._insufficient(t, i, ref):
+            which = "group" if t["m"][i] < self.min_group_size else "reference group"
+            return "insufficient", (f"{which} has {int(min(t['m'][i], t['m'][ref]))} cases in "
+                                    f"the denominator of {self.metric} (< {self.min_group_size})")
+        reasons = []
+        d = _f(t["diff"][i])
+        dlo, dhi = _f(a["diff_lo"][i]), _f(a["diff_hi"][i])
+        if self.max_difference is not None and d is not None and abs(d) > self.max_difference:
+            sig = dlo is not None and dhi is not None and (dlo > 0 or dhi < 0)
+            if self.decision_rule == "point" or sig:
+                reasons.append(f"difference {d:+.3f} [{_fmt(dlo)}, {_fmt(dhi)}] beyond "
+                               f"±{self.max_difference:g}")
+        if self.min_ratio is not None:
+            r, rlo, rhi = _f(t["ratio"][i]), _f(a["ratio_lo"][i]), _f(a["ratio_hi"][i])
+            lo_b, hi_b = self.min_ratio, 1.0 / self.min_ratio
+            if r is None:
+                if _f(t["value"][i]) and _f(t["value"][ref]) == 0.0:
+                    reasons.append("ratio infinite: the reference group's rate is 0")
+            elif r < lo_b or r > hi_b:
+                sig = rlo is not None and rhi is not None and (rlo > 1 or rhi < 1)
+                if self.decision_rule == "point" or sig:
+                    reasons.append(f"ratio {r:.3f} [{_fmt(rlo)}, {_fmt(rhi)}] outside "
+                                   f"[{lo_b:.2f}, {hi_b:.2f}]")
+        return ("violation", "; ".join(reasons)) if reasons else ("ok", "")
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        metrics: dict[str, Any] = {}
+        evidence: list[Evidence] = []
+        violations: list[tuple[float, str]] = []
+        insufficient: list[str] = []
+        worst = 0.0
+        groupings = ctx.groupings(intersections=self.intersections)
+        tables = [compare_groups(ctx, g, self.metric, self.confidence) for g in groupings]
+        k = sum(1 for g, t in zip(groupings, tables, strict=True) for i in range(g.n_groups)
+                if i != g.reference and not self._insufficient(t, i, g.reference))
+        adj_conf = self.confidence
+        if self.decision_rule == "significant" and self.multiple_comparisons == "bonferroni" \
+                and k > 1:
+            adj_conf = 1.0 - (1.0 - self.confidence) / k
+        metrics["comparisons"] = k
+        metrics["decision_confidence"] = adj_conf
+        for g, t in zip(groupings, tables, strict=True):
+            a = t if adj_conf == self.confidence else compare_groups(ctx, g, self.metric, adj_conf)
+            ref = g.reference
+            rows = []
+            for i, label in enumerate(g.labels):
+                verdict, why = self._verdict(t, a, i, ref)
+                key = f"{g.name}/{label}"
+                metrics[f"{self.metric}/{key}"] = _f(t["value"][i])
+                if i != ref:
+                    metrics[f"{self.metric}_diff/{key}"] = _f(t["diff"][i])
+                    metrics[f"{self.metric}_ratio/{key}"] = _f(t["ratio"][i])
+                    if verdict != "insufficient" and _f(t["diff"][i]) is not None:
+                        worst = max(worst, abs(float(t["diff"][i])))
+                if verdict == "violation":
+                    violations.append((abs(float(t["diff"][i])),
+                                       f"{g.name}={label} {_fmt(_f(t['value'][i]))} vs "
+                                       f"{_fmt(_f(t['value'][ref]))} for {g.labels[ref]} ({why})"))
+                elif verdict == "insufficient":
+                    insufficient.append(f"{g.name}={label}")
+                rows.append([label, int(t["n"][i]), int(t["m"][i]), _r(t["value"][i]),
+                             _r(t["lo"][i]), _r(t["hi"][i]), _r(t["diff"][i]),
+                             _r(t["diff_lo"][i]), _r(t["diff_hi"][i]), _r(t["ratio"][i]),
+                             _r(t["ratio_lo"][i]), _r(t["ratio_hi"][i]), verdict, why])
+            evidence.append(Evidence.table(
+                f"{self.metric}:{g.name}",
+                ["group", "n", "denominator", "value", "ci_low", "ci_high", "diff",
+                 "diff_ci_low", "diff_ci_high", "ratio", "ratio_ci_low", "ratio_ci_high",
+                 "verdict", "reason"], rows,
+                f"{METRICS[self.metric][0]} by {g.name}, against reference group "
+                f"{g.labels[ref]!r} ({g.reference_source}). Intervals at "
+                f"{self.confidence:.0%}: rate — {INTERVAL_METHODS['rate']}; difference — "
+                f"{INTERVAL_METHODS['difference']}; ratio — {INTERVAL_METHODS['ratio']}."
+                + (f" Significance decided with simultaneous intervals at {adj_conf:.4%} "
+                   f"(Bonferroni over {k} comparisons)." if adj_conf != self.confidence else "")))
+        metrics[f"{self.metric}_max_abs_diff"] = worst
+        rule = ("point estimate" if self.decision_rule == "point"
+                else f"significant at {self.confidence:.0%}"
+                + (f", Bonferroni-adjusted over {k} comparisons" if adj_conf != self.confidence
+                   else ""))
+        limits = " and ".join(x for x in (
+            f"difference ≤ {self.max_difference:g}" if self.max_difference is not None else "",
+            f"ratio ≥ {self.min_ratio:g}" if self.min_ratio is not None else "") if x)
+        name = LABELS[self.metric]
+        if violations:
+            violations.sort(key=lambda v: -v[0])
+            return self.result(Status.FAIL,
+                               f"{name} disparity in {len(violations)} group(s) ({limits}, "
+                               f"{rule}); largest: {violations[0][1]}",
+                               metrics=metrics, evidence=evidence)
+        if insufficient:
+            shown = ", ".join(insufficient[:3]) + (f" and {len(insufficient) - 3} more"
+                                                   if len(insufficient) > 3 else "")
+            return self.result(Status.WARN,
+                               f"insufficient evidence for {len(insufficient)} group(s) "
+                               f"(< {self.min_group_size} cases in the {name} denominator): "
+                               f"{shown}; the other groups meet {limits}",
+                               metrics=metrics, evidence=evidence)
+        return self.result(Status.PASS,
+                           f"{name} within limits for every group ({limits}, {rule}); largest "
+                           f"difference {worst:.3f}", metrics=metrics, evidence=evidence)
+
+
+def _ece(y: np.ndarray, s: np.ndarray, n_bins: int) -> float:
+    """Expected calibration error with equal-width bins on [0, 1]."""
+    bins = np.minimum((s * n_bins).astype(np.int64), n_bins - 1)
+    cnt = np.bincount(bins, minlength=n_bins)
+    sum_s = np.bincount(bins, weights=s, minlength=n_bins)
+    sum_y = np.bincount(bins, weights=y, minlength=n_bins)
+    nz = cnt > 0
+    return float(np.sum(np.abs(sum_s[nz] - sum_y[nz])) / len(y))
+
+
+@register
+class Calibration(Check):
+    """Ranking quality (AUC) and calibration per group, for models with scores.
+
+    Parameters
+    ----------
+    max_auc_difference : float, optional
+        Largest allowed AUC difference from the reference group.
+    max_calibration_gap : float, optional
+        Largest allowed |mean score − observed rate| within any group (calibration in the
+        large); only for scores that are probabilities.
+    n_bins : int
+        Bins of the expected calibration error (ECE), reported per group.
+    """
+
+    id = "fairness.calibration"
+    title = "AUC and calibration by group"
+
+    def __init__(self, *, max_auc_difference: float | None = None,
+                 max_calibration_gap: float | None = None, n_bins: int = 10,
+                 decision_rule: str = "significant", min_group_size: int = 30,
+                 confidence: float = 0.95, intersections: bool = False) -> None:
+        self.max_auc_difference = max_auc_difference
+        self.max_calibration_gap = max_calibration_gap
+        self.n_bins = n_bins
+        self.decision_rule = decision_rule
+        self.min_group_size = min_group_size
+        self.confidence = confidence
+        self.intersections = intersections
+
+    def validate(self) -> None:
+        _validate_common(self.min_group_size, self.confidence, self.decision_rule)
+        if int(self.n_bins) < 2:
+            raise ValueError(f"n_bins must be at least 2, got {self.n_bins}")
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        from sklearn.metrics import roc_auc_score
+
+        if ctx.scores is None:
+            return self.result(Status.SKIPPED, "no scores: AUC and calibration need score= "
+                               "(--score-col) or a model with predict_proba")
+        s, y = ctx.scores, ctx.y_true
+        probabilistic = bool(np.all((s >= 0) & (s <= 1)))
+        z_sig = self.decision_rule == "significant"
+        from scipy.stats import norm
+        z = float(norm.ppf(0.5 + self.confidence / 2))
+        metrics: dict[str, Any] = {}
+        evidence: list[Evidence] = []
+        problems: list[str] = []
+        small: list[str] = []
+        for g in ctx.groupings(intersections=self.intersections):
+            rows = []
+            stats = []
+            for i, label in enumerate(g.labels):
+                mask = g.codes == i
+                yi, si = y[mask], s[mask]
+                n_pos, n_neg = int(yi.sum()), int(len(yi) - yi.sum())
+                auc = float(roc_auc_score(yi, si)) if n_pos and n_neg else float("nan")
+                se, lo, hi = auc_hanley_mcneil(auc, n_pos, n_neg, self.confidence)
+                gap = gap_se = ece = None
+                if probabilistic:
+                    resid = si - yi
+                    gap = float(resid.mean())
+                    gap_se = float(resid.std(ddof=1) / np.sqrt(len(resid))) if len(resid) > 1 \
+                        else None
+                    ece = _ece(yi, si, self.n_bins)
+                stats.append((auc, se, gap, gap_se, min(n_pos, n_neg)))
+                rows.append([label, int(len(yi)), n_pos, n_neg, _r(auc), _r(lo), _r(hi),
+                             _r(float(si.mean())), _r(float(yi.mean())), _r(gap), _r(ece)])
+                key = f"{g.name}/{label}"
+                metrics[f"auc/{key}"] = _f(auc)
+                if probabilistic:
+                    metrics[f"calibration_gap/{key}"] = _f(gap)
+                    metrics[f"ece/{key}"] = _f(ece)
+            ref = g.reference
+            for i, label in enumerate(g.labels):
+                auc, se, gap, gap_se, n_min = stats[i]
+                if n_min < self.min_group_size:
+                    small.append(f"{g.name}={label}")
+                    continue
+                if self.max_auc_difference is not None and i != ref \
+                        and stats[ref][4] >= self.min_group_size:
+                    d = auc - stats[ref][0]
+                    d_se = float(np.hypot(se, stats[ref][1]))
+                    if abs(d) > self.max_auc_difference and (not z_sig or abs(d) > z * d_se):
+                        problems.append(f"{g.name}={label}: AUC {auc:.3f} vs {stats[ref][0]:.3f} "
+                                        f"({g.labels[ref]}), difference {d:+.3f}")
+                if self.max_calibration_gap is not None and gap is not None \
+                        and abs(gap) > self.max_calibration_gap \
+                        and (not z_sig or (gap_se and abs(gap) > z * gap_se)):
+                    problems.append(f"{g.name}={label}: mean score off the observed rate by "
+                                    f"{gap:+.3f}")
+            evidence.append(Evidence.table(
+                f"calibration:{g.name}",
+                ["group", "n", "positives", "negatives", "auc", "auc_ci_low", "auc_ci_high",
+                 "mean_score", "observed_rate", "calibration_gap", "ece"], rows,
+                f"AUC per group by {g.name} with Hanley–McNeil {self.confidence:.0%} intervals; "
+                + ("calibration gap = mean score − observed rate; ECE with "
+                   f"{self.n_bins} equal-width bins" if probabilistic else
+                   "scores are not probabilities in [0, 1]: calibration not assessed")))
+        if problems:
+            return self.result(Status.FAIL, f"{len(problems)} group(s) ranked or calibrated "
+                               f"worse than allowed, e.g. " + "; ".join(problems[:2]),
+                               metrics=metrics, evidence=evidence)
+        note = "" if probabilistic else " (scores are not probabilities: calibration not assessed)"
+        if not probabilistic and self.max_calibration_gap is not None:
+            return self.result(Status.WARN, "cannot decide the calibration requirement: the scores "
+                               "are not probabilities in [0, 1]", metrics=metrics,
+                               evidence=evidence)
+        if small:
+            return self.result(Status.WARN, f"insufficient evidence for {len(small)} group(s) "
+                               f"(< {self.min_group_size} positives or negatives): "
+                               + ", ".join(small[:6]) + note, metrics=metrics, evidence=evidence)
+        return self.result(Status.PASS, "AUC and calibration within limits for every group" + note,
+                           metrics=metrics, evidence=evidence)

@@ -1,0 +1,362 @@
+"""``lea-audit``: the command line. Thin: parse, call the public API, map errors to exit codes.
+
+Exit codes: 0 pass or warn, 1 fail (or a check that could not decide a blocking requirement),
+2 bad input or usage. Every input error is one line ``error: <what> — <how to fix>`` on
+stderr, without a traceback unless ``--verbose``; nothing is written before the audit is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+_DESCRIPTION = """\
+Audit law-enforcement machine-learning models: group fairness with confidence intervals,
+performance, human-oversight items, against a policy pack derived from the Council
+conclusions 13083/1/20 (§24-31) and the EU AI Act.
+
+exit codes: 0 pass or warn, 1 fail, 2 bad input or usage
+"""
+
+_EPILOG = """\
+examples:
+  lea-audit demo --out audit-demo
+  lea-audit run --data cases.csv --target reoffended --prediction-col flagged \\
+      --score-col risk --sensitive ethnicity --sensitive sex \\
+      --reference-group ethnicity=majority --out audit
+  lea-audit gate audit/report.json --junit audit/junit.xml
+  lea-audit policies
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house's one-line error format."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} — see `{self.prog} --help`\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _key_value(text: str, what: str) -> tuple[str, str]:
+    from .errors import InputError
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise InputError(f"{what} {text!r} is not of the form name=value",
+                         f"write it as e.g. {'ethnicity=majority' if 'group' in what else 'item=text'}")
+    return key.strip(), value.strip()
+
+
+def _read_table(path: str, role: str = "data") -> Any:
+    """Read a CSV or Parquet file into a DataFrame, with clear errors."""
+    import pandas as pd
+
+    from .errors import DataError, InputError
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{role} file {path!r} does not exist", "check the path (--data)")
+    if p.is_dir():
+        raise InputError(f"{role} path {path!r} is a directory", "pass a .csv or .parquet file")
+    if p.stat().st_size == 0:
+        raise DataError(f"{role} file {path!r} is empty", "export the cases again")
+    suffix = p.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise InputError("reading Parquet needs pyarrow",
+                             "pip install 'lea-ai-audit[parquet]', or pass a CSV file") from None
+        try:
+            df = pd.read_parquet(p)
+        except Exception as exc:
+            raise DataError(f"{role} file {path!r} is not a readable Parquet file "
+                            f"({type(exc).__name__})", "export it again as Parquet or CSV"
+                            ) from exc
+    else:
+        with open(p, "rb") as fh:
+            head = fh.read(8192)
+        if b"\x00" in head:
+            raise DataError(f"{role} file {path!r} is binary, not CSV",
+                            "pass a CSV file (or a .parquet file with that suffix)")
+        try:
+            df = pd.read_csv(p, low_memory=False)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{role} file {path!r} is not UTF-8 text ({exc.reason})",
+                            "save it as UTF-8 CSV") from exc
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DataError(f"{role} file {path!r} cannot be read as CSV: "
+                            f"{str(exc).strip().splitlines()[0]}",
+                            "check the delimiter (a comma) and the quoting") from exc
+    if df.shape[0] == 0:
+        raise DataError(f"{role} file {path!r} has a header but no rows",
+                        "export the cases, not only the column names")
+    return df
+
+
+# -- output ------------------------------------------------------------------------------------
+_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "bold magenta",
+          "skipped": "dim"}
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+    con = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not con.is_terminal:
+        con.width = max(con.width, 140)  # logs and CI: no need to wrap at 80
+    return con
+
+
+def _print_summary(report: Any, quiet: bool = False) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = _console()
+    if not quiet:
+        table = Table(title=f"lea-ai-audit — {escape(str(report.policy.get('id')))} "
+                            f"({report.data.get('n_rows')} rows)", show_lines=False,
+                      title_justify="left")
+        table.add_column("requirement", no_wrap=True)
+        table.add_column("blocks")
+        table.add_column("status", no_wrap=True)
+        table.add_column("finding", ratio=1)
+        for rid, _clauses, blocking, status, msg in report.summary_rows():
+            st = status.lower()
+            short = msg if len(msg) <= 240 else msg[:237] + "..."
+            table.add_row(escape(rid), blocking, f"[{_STYLE[st]}]{status}[/]", escape(short))
+        con.print(table)
+    st = report.status.value
+    con.print(f"audit [{_STYLE[st]}]{st.upper()}[/] in {report.duration_s:.2f} s")
+
+
+def _progress_runner(enabled: bool) -> tuple[Any, Any]:
+    """A rich progress display on stderr (a no-op when disabled or not a terminal)."""
+    if not enabled:
+        return None, None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    prog = Progress(TextColumn("[bold]auditing[/] {task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                    console=_console(stderr=True), transient=True)
+    task = prog.add_task("", total=None)
+
+    def update(i: int, total: int, req_id: str, result: Any) -> None:
+        prog.update(task, total=total, completed=i, description=req_id)
+
+    return prog, update
+
+
+def _run_audit(args: argparse.Namespace, data: Any, **kwargs: Any) -> Any:
+    from . import audit
+
+    prog, update = _progress_runner(not args.quiet)
+    if prog is None:
+        return audit(data, progress=None, **kwargs)
+    with prog:
+        return audit(data, progress=update, **kwargs)
+
+
+def _attestations(items: Sequence[str] | None) -> dict[str, str]:
+    return dict(_key_value(t, "attestation") for t in items or [])
+
+
+def _finish(args: argparse.Namespace, report: Any, out: Path, extra: str = "") -> int:
+    from .gate import evaluate_gate, write_junit
+
+    path = report.save(out)
+    if getattr(args, "junit", None):
+        write_junit(report, args.junit)
+    _print_summary(report, quiet=args.quiet)
+    con = _console()
+    con.print(f"report: {path}{extra}")
+    verdict = evaluate_gate(report)
+    return verdict.exit_code
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ._io import atomic_write_text
+    from .datasets import FEATURES, make_demo
+
+    t0 = time.perf_counter()
+    con = _console(stderr=True)
+    with con.status("generating synthetic case-triage data and training the demo model"):
+        demo = make_demo(args.rows, bias=args.bias, seed=args.seed)
+    if not args.quiet:
+        con.print(f"demo data: {len(demo.train)} training and {len(demo.test)} audited cases, "
+                  f"injected bias {args.bias:g}, seed {args.seed} "
+                  f"({time.perf_counter() - t0:.1f} s)")
+    report = _run_audit(args, demo.test, target="reoffended",
+                        sensitive=["ethnicity", "sex", "age_band"], model=demo.model,
+                        features=FEATURES, reference=demo.train,
+                        reference_groups={"ethnicity": "majority"}, policy=args.policy,
+                        author=args.author, seed=args.seed,
+                        attestations=_attestations(args.attest))
+    out = Path(args.out)
+    cases = atomic_write_text(out / "cases.csv", demo.test.to_csv(index=False))
+    return _finish(args, report, out, extra=f"\naudited cases (with the model's risk and "
+                                            f"flagged columns): {cases}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ._io import sha256_file
+    from .errors import InputError
+
+    if not args.prediction_col and not args.score_col:
+        raise InputError("nothing to audit: no --prediction-col or --score-col",
+                         "name the column with the tool's decisions (0/1) and/or its scores")
+    data = _read_table(args.data)
+    reference = _read_table(args.reference, "reference") if args.reference else None
+    ref_groups = dict(_key_value(t, "reference group") for t in args.reference_group or [])
+    checks = [c for item in args.checks or [] for c in item.split(",") if c.strip()] or None
+    report = _run_audit(
+        args, data, target=args.target, sensitive=args.sensitive,
+        prediction=args.prediction_col, score=args.score_col, threshold=args.threshold,
+        positive_label=args.positive_label, reference=reference, reference_groups=ref_groups,
+        policy=args.policy, checks=checks, author=args.author, seed=args.seed,
+        attestations=_attestations(args.attest),
+        data_source={"file": str(args.data), "file_sha256": sha256_file(args.data)})
+    return _finish(args, report, Path(args.out))
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from .gate import evaluate_gate, write_junit
+    from .results import AuditReport
+
+    report = AuditReport.load(args.report)
+    verdict = evaluate_gate(report)  # refuses an edited report before anything is written
+    if args.junit:
+        write_junit(report, args.junit)
+    _print_summary(report, quiet=args.quiet)
+    con = _console()
+    if verdict.opened:
+        con.print(f"gate [green]OPEN[/]: the audit {verdict.status.value.upper()}")
+    else:
+        from rich.markup import escape
+        con.print(f"gate [bold red]CLOSED[/]: the audit {verdict.status.value.upper()}")
+        for r in verdict.reasons:
+            con.print(f"  - {escape(r)}")
+    return verdict.exit_code
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from .policy import list_policies, load_policy
+
+    con = _console()
+    packs = [load_policy(args.policy)] if args.policy else list_policies()
+    for p in packs:
+        con.print(f"[bold]{escape(p.id)}[/] {escape(p.version)} — {escape(p.title)}")
+        if p.source:
+            con.print(f"  source: {escape(p.source)}")
+        for r in p.requirements:
+            flag = "blocking" if r.blocking else "advisory"
+            con.print(f"  - {escape(r.id)} [{escape(r.check)}; {flag}] "
+                      f"{escape('; '.join(r.clauses))}")
+    return EXIT_PASS
+
+
+# -- parser ------------------------------------------------------------------------------------
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", help="policy pack id or YAML file (default: "
+                                    "eu-council-2020-internal-security)")
+    p.add_argument("--author", help="who runs the audit (may not sign it off later)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random sample (default 0)")
+    p.add_argument("--attest", action="append", metavar="ITEM=TEXT",
+                   help="a statement for a manual attestation item (repeatable)")
+    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress or table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="lea-audit", description=_DESCRIPTION, epilog=_EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"lea-ai-audit {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("demo", help="audit a model trained on synthetic police data",
+                       description="Generate synthetic police case-triage data with an "
+                                   "injected bias, train a model on the biased record, audit it.")
+    p.add_argument("--out", default="audit-demo", help="output directory (default audit-demo)")
+    p.add_argument("--bias", type=float, default=0.6,
+                   help="injected bias in [0, 1]: 0 passes, the default 0.6 fails")
+    p.add_argument("--rows", type=int, default=40_000, help="cases to generate (default 40000)")
+    _add_common(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="audit predictions and scores in a CSV/Parquet file")
+    p.add_argument("--data", required=True, help="CSV or Parquet file with one case per row")
+    p.add_argument("--target", required=True, help="column with the observed outcome (0/1)")
+    p.add_argument("--prediction-col", help="column with the tool's decision (0/1)")
+    p.add_argument("--score-col", help="column with the tool's risk score")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="with --score-col alone: decision = score >= threshold (default 0.5)")
+    p.add_argument("--positive-label", help="the target's positive value if not 0/1")
+    p.add_argument("--sensitive", action="append", required=True,
+                   help="a sensitive attribute column (repeatable)")
+    p.add_argument("--reference-group", action="append", metavar="ATTR=VALUE",
+                   help="group to compare against (default: the largest group)")
+    p.add_argument("--reference", metavar="FILE", help="training/reference data (CSV/Parquet)")
+    p.add_argument("--checks", action="append", metavar="PREFIX",
+                   help="run only checks whose id starts with PREFIX (e.g. fairness)")
+    p.add_argument("--out", default="audit", help="output directory (default audit)")
+    _add_common(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("gate", help="exit 0 if an audit passed, 1 if not (for CI)")
+    p.add_argument("report", help="report.json (or the directory holding it)")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test per requirement")
+    p.add_argument("--quiet", "-q", action="store_true", help="no table")
+    p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser("policies", help="list the policy packs and their requirements")
+    p.add_argument("policy", nargs="?", help="show one pack (id or YAML file)")
+    p.set_defaults(func=cmd_policies)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``lea-audit``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from .errors import LeaAuditError
+
+    try:
+        return int(args.func(args))
+    except LeaAuditError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted — nothing was written\n")
+        return 130
+    except MemoryError:
+        sys.stderr.write("error: out of memory — audit a sample of the rows, or use more memory\n")
+        return EXIT_USAGE
+    except Exception as exc:  # an internal failure: still one line unless --verbose
+        if args.verbose:
+            traceback.print_exc()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(f"error: internal error {type(exc).__name__}: {first} — re-run with "
+                         "--verbose and report it with the traceback\n")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

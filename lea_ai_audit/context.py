@@ -1,0 +1,454 @@
+"""AuditContext: everything the checks need, validated and computed once.
+
+The context holds the audited data, the labels, the model's predictions and scores (computed
+once, or taken from the data for a vendor's tool whose model cannot be seen), the group codes
+of every sensitive attribute and of their intersection, and caches of the group confusion
+counts. Checks read it; they never recompute predictions.
+
+Examples
+--------
+>>> import pandas as pd
+>>> df = pd.DataFrame({"y": [0, 1, 1, 0], "p": [0, 1, 0, 0], "g": ["a", "a", "b", "b"]})
+>>> ctx = AuditContext.build(df, target="y", sensitive=["g"], prediction="p")
+>>> ctx.n, ctx.groupings()[0].labels
+(4, ['a', 'b'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import errors as E
+from .stats import ConfusionCounts, confusion_counts
+
+__all__ = ["AuditContext", "Grouping"]
+
+MISSING_GROUP = "(missing)"
+INTERSECTION_SEP = " & "
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """A partition of the rows: one sensitive attribute, or the intersection of several.
+
+    ``codes[i]`` is the group of row ``i``; ``labels[g]`` names group ``g``; ``reference`` is
+    the index of the reference group.
+    """
+
+    name: str
+    attributes: tuple[str, ...]
+    codes: np.ndarray = field(repr=False)
+    labels: list[str]
+    reference: int
+    reference_source: str  # "given" or "largest"
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.labels)
+
+    @property
+    def is_intersection(self) -> bool:
+        return len(self.attributes) > 1
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def _first_na_row(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _binary(values: pd.Series, role: str, name: str, positive_label: Any) -> tuple[np.ndarray, Any]:
+    """0/1 int8 array from a label-like column; returns it and the positive value used."""
+    na = values.isna().to_numpy()
+    if na.any():
+        raise E.DataError(
+            E.MISSING_VALUES.format(role=role, name=name, count=int(na.sum()),
+                                    row=_first_na_row(na)), E.MISSING_VALUES_FIX)
+    uniq = pd.unique(values)
+    if positive_label is not None:
+        if positive_label not in set(uniq.tolist()):
+            shown = ", ".join(repr(u) for u in sorted(map(str, uniq))[:6])
+            raise E.DataError(f"positive_label {positive_label!r} does not occur in {role} column "
+                              f"{name!r} (values: {shown})", "pass one of the values it holds")
+        if len(uniq) > 2:
+            raise E.DataError(E.NOT_BINARY.format(role=role, name=name,
+                                                  found=f"{len(uniq)} distinct values"),
+                              "audit one outcome at a time: recode it as positive vs the rest")
+        return (values.to_numpy() == positive_label).astype(np.int8), positive_label
+    if pd.api.types.is_bool_dtype(values):
+        return values.to_numpy().astype(np.int8), True
+    if pd.api.types.is_numeric_dtype(values) and set(np.unique(uniq).tolist()) <= {0, 1}:
+        return values.to_numpy().astype(np.int8), 1
+    found = ", ".join(repr(u) for u in list(uniq)[:6]) + (", ..." if len(uniq) > 6 else "")
+    fix = E.NOT_BINARY_FIX
+    if pd.api.types.is_float_dtype(values) and len(uniq) > 2:
+        fix = "pass 0/1 decisions here; scores belong in score= (--score-col)"
+    raise E.DataError(E.NOT_BINARY.format(role=role, name=name, found=f"values {found}"), fix)
+
+
+def _dataframe_digest(df: pd.DataFrame) -> str:
+    """SHA-256 over the column names, dtypes and the row hashes of ``df``."""
+    h = hashlib.sha256()
+    h.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+class AuditContext:
+    """Validated audit inputs with predictions, scores and groups computed once.
+
+    Build it with :meth:`AuditContext.build`; :func:`lea_ai_audit.audit` does that for you.
+
+    Attributes
+    ----------
+    data : DataFrame
+        The audited rows.
+    y_true, y_pred : ndarray of int8
+        Outcome and decision, 1 = positive (e.g. "flagged as high risk").
+    scores : ndarray of float or None
+        The model's score for the positive class, if any.
+    sensitive : list of str
+        Sensitive attributes, in the order given.
+    """
+
+    def __init__(self) -> None:  # use build()
+        self._counts: dict[str, ConfusionCounts] = {}
+        self.attestations: dict[str, str] = {}
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        data: pd.DataFrame,
+        *,
+        target: str,
+        sensitive: str | Sequence[str],
+        model: Any = None,
+        prediction: str | None = None,
+        score: str | None = None,
+        reference: pd.DataFrame | None = None,
+        reference_groups: Mapping[str, Any] | None = None,
+        features: Sequence[str] | None = None,
+        threshold: float = 0.5,
+        positive_label: Any = None,
+        seed: int = 0,
+        attestations: Mapping[str, str] | None = None,
+        model_file: str | None = None,
+    ) -> AuditContext:
+        """Validate the inputs and compute predictions, scores and group codes.
+
+        Raises
+        ------
+        lea_ai_audit.errors.InputError
+            (or a subclass) naming what is wrong and how to fix it.
+        """
+        ctx = cls()
+        if not isinstance(data, pd.DataFrame):
+            raise E.InputError(f"data must be a pandas DataFrame, got {type(data).__name__}",
+                               "load it with pandas.read_csv / read_parquet first")
+        if data.shape[0] == 0:
+            raise E.DataError("the data has no rows", "pass the cases to audit")
+        if data.columns.duplicated().any():
+            dup = str(data.columns[data.columns.duplicated()][0])
+            raise E.DataError(f"the data has two columns named {dup!r}",
+                              "rename or drop one of them")
+        columns = [str(c) for c in data.columns]
+        if list(data.columns) != columns:
+            data = data.set_axis(columns, axis=1)
+        data = data.reset_index(drop=True)
+
+        def need(role: str, name: str | None) -> str | None:
+            if name is None:
+                return None
+            if not isinstance(name, str):
+                raise E.InputError(f"{role} must be a column name, got {type(name).__name__}",
+                                   f"pass the name of the {role} column as a string")
+            if name not in data.columns:
+                raise E.ColumnNotFoundError(role, name, columns)
+            return name
+
+        if not target:
+            raise E.InputError("no target given", "pass target= the column holding the outcome")
+        need("target", target)
+        sens = _as_list(sensitive)
+        if not sens:
+            raise E.InputError("no sensitive attribute given",
+                               "pass sensitive=[...] (--sensitive), e.g. ethnicity and sex")
+        if len(set(sens)) != len(sens):
+            raise E.InputError(f"sensitive attributes repeat: {sens}", "name each one once")
+        for s in sens:
+            need("sensitive", s)
+            if s == target:
+                raise E.InputError(f"sensitive attribute {s!r} is the target",
+                                   "pass the outcome as target and group attributes as sensitive")
+        need("prediction", prediction)
+        need("score", score)
+        for role, col in (("prediction", prediction), ("score", score)):
+            if col is not None and (col == target or col in sens):
+                raise E.InputError(f"{role} column {col!r} is also the target or a sensitive "
+                                   "attribute", f"pass the model's {role}s in their own column")
+        if model is None and prediction is None and score is None:
+            raise E.InputError("nothing to audit: no model, predictions or scores",
+                               "pass model= (a fitted estimator), or prediction= / score= columns "
+                               "(--prediction-col / --score-col)")
+        if model is not None and (prediction is not None or score is not None):
+            raise E.InputError("both a model and prediction/score columns were given",
+                               "pass either model= or the prediction= / score= columns, not both")
+
+        ctx.data = data
+        ctx.target = target
+        ctx.sensitive = sens
+        ctx.seed = int(seed)
+        ctx.threshold = float(threshold)
+        ctx.reference = reference
+        ctx.attestations = dict(attestations or {})
+        ctx.model = model
+        ctx.model_file = model_file
+        ctx.prediction_col = prediction
+        ctx.score_col = score
+        ctx.y_true, ctx.positive_label = _binary(data[target], "target", target, positive_label)
+        if len(np.unique(ctx.y_true)) < 2:
+            only = "positive" if ctx.y_true[0] == 1 else "negative"
+            raise E.DataError(f"target column {target!r} holds one class only (all {only})",
+                              "audit data with both outcomes; error rates need both")
+
+        excluded = {target, *sens} | {c for c in (prediction, score) if c}
+        if model is not None:
+            ctx.features = ctx._model_features(model, features, excluded)
+            ctx.y_pred, ctx.scores = ctx._predict(model)
+            ctx.prediction_source = "model"
+        else:
+            ctx.features = [f for f in (features or []) if f in data.columns]
+            ctx.scores = None
+            if score is not None:
+                s = data[score]
+                if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+                    raise E.DataError(f"score column {score!r} is not numeric",
+                                      "pass the risk score as numbers (higher = more risk)")
+                na = s.isna().to_numpy()
+                if na.any():
+                    raise E.DataError(E.MISSING_VALUES.format(role="score", name=score,
+                                                              count=int(na.sum()),
+                                                              row=_first_na_row(na)),
+                                      E.MISSING_VALUES_FIX)
+                ctx.scores = s.to_numpy(dtype=float)
+            if prediction is not None:
+                pl = ctx.positive_label if not (pd.api.types.is_numeric_dtype(data[prediction])
+                                                or pd.api.types.is_bool_dtype(data[prediction])) \
+                    else None
+                ctx.y_pred, _ = _binary(data[prediction], "prediction", prediction, pl)
+                ctx.prediction_source = "prediction"
+            else:
+                ctx.y_pred = (ctx.scores >= ctx.threshold).astype(np.int8)
+                ctx.prediction_source = f"score >= {ctx.threshold:g}"
+
+        ctx._groupings = ctx._make_groupings(reference_groups or {})
+        return ctx
+
+    def _model_features(self, model: Any, features: Sequence[str] | None,
+                        excluded: set[str]) -> list[str]:
+        if not hasattr(model, "predict"):
+            raise E.ModelError(f"the model ({type(model).__name__}) has no predict method",
+                               "pass a fitted scikit-learn-compatible estimator")
+        try:
+            from sklearn.exceptions import NotFittedError
+            from sklearn.utils.validation import check_is_fitted
+            check_is_fitted(model)
+        except NotFittedError:
+            raise E.ModelError(f"the model ({type(model).__name__}) is not fitted",
+                               "call model.fit(X, y) before the audit") from None
+        except TypeError:
+            pass  # not a scikit-learn estimator: trust predict()
+        if features is not None:
+            feats = [str(f) for f in features]
+        elif getattr(model, "feature_names_in_", None) is not None:
+            feats = [str(f) for f in model.feature_names_in_]
+        else:
+            feats = [c for c in self.data.columns if c not in excluded]
+        missing = [f for f in feats if f not in self.data.columns]
+        if missing:
+            hint = E.close_matches(missing[0], self.data.columns)
+            raise E.ModelError(
+                f"the model needs feature(s) not in the data: {', '.join(map(repr, missing[:5]))}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+                "audit the data the model was trained on, with the same column names")
+        n_in = getattr(model, "n_features_in_", None)
+        if n_in is not None and n_in != len(feats):
+            raise E.ModelError(f"the model expects {n_in} features, the data gives {len(feats)}",
+                               "pass features=[...] in the model's order")
+        return feats
+
+    def _predict(self, model: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        X = self.data[self.features]
+        classes = getattr(model, "classes_", None)
+        try:
+            scores = None
+            if hasattr(model, "predict_proba"):
+                proba = np.asarray(model.predict_proba(X))
+                pos = 1
+                if classes is not None:
+                    hits = np.flatnonzero(np.asarray(classes) == self.positive_label)
+                    if len(hits) == 0:
+                        raise E.ModelError(
+                            f"the model's classes {list(classes)} do not include the positive "
+                            f"label {self.positive_label!r}", "train the model on this target")
+                    pos = int(hits[0])
+                if proba.ndim != 2 or proba.shape[1] != 2:
+                    raise E.ModelError(f"the model gives {proba.shape[-1]} class probabilities",
+                                       "audit a binary classifier")
+                scores = proba[:, pos].astype(float)
+            elif hasattr(model, "decision_function"):
+                scores = np.asarray(model.decision_function(X), dtype=float).ravel()
+            raw = np.asarray(model.predict(X))
+        except E.LeaAuditError:
+            raise
+        except Exception as exc:  # the model's own error, e.g. unseen categories
+            raise E.ModelError(f"the model failed to predict on the data: "
+                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                               "audit the data the model was trained for (same columns and types)"
+                               ) from exc
+        if raw.shape[0] != self.n:
+            raise E.ModelError(f"the model returned {raw.shape[0]} predictions for {self.n} rows",
+                               "pass a model whose predict returns one label per row")
+        y_pred = (raw == self.positive_label).astype(np.int8)
+        if scores is not None and np.isnan(scores).any():
+            raise E.ModelError("the model returned NaN scores",
+                               "check the model and the features it receives")
+        return y_pred, scores
+
+    def _make_groupings(self, reference_groups: Mapping[str, Any]) -> list[Grouping]:
+        unknown = [a for a in reference_groups if a not in self.sensitive]
+        if unknown:
+            raise E.InputError(f"reference group given for {unknown[0]!r}, which is not a "
+                               "sensitive attribute",
+                               f"use one of {', '.join(self.sensitive)} (as attr=value)")
+        groupings = []
+        for attr in self.sensitive:
+            col = self.data[attr]
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                col = col.cat.remove_unused_categories()
+            codes, uniques = pd.factorize(col, sort=True, use_na_sentinel=False)
+            labels = [MISSING_GROUP if pd.isna(u) else str(u) for u in uniques]
+            codes = codes.astype(np.int64)
+            sizes = np.bincount(codes, minlength=len(labels))
+            if attr in reference_groups:
+                want = str(reference_groups[attr])
+                if want not in labels:
+                    hint = E.close_matches(want, labels)
+                    raise E.DataError(
+                        f"reference group {attr}={want!r} does not occur in the data"
+                        + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+                        f"use one of: {', '.join(labels[:10])}")
+                ref, source = labels.index(want), "given"
+            else:
+                ref, source = int(np.argmax(sizes)), "largest"
+            groupings.append(Grouping(attr, (attr,), codes, labels, ref, source))
+        if len(groupings) > 1:
+            groupings.append(self._intersection(groupings))
+        return groupings
+
+    @staticmethod
+    def _intersection(parts: list[Grouping]) -> Grouping:
+        combined = np.zeros(len(parts[0].codes), dtype=np.int64)
+        for g in parts:
+            combined = combined * g.n_groups + g.codes
+        uniq, inverse = np.unique(combined, return_inverse=True)
+        # decode each present combination into its per-attribute labels
+        labels, ref_combo = [], 0
+        for g in parts:
+            ref_combo = ref_combo * g.n_groups + g.reference
+        rem = uniq.copy()
+        pieces: list[list[str]] = [[] for _ in uniq]
+        for g in reversed(parts):
+            idx = rem % g.n_groups
+            rem = rem // g.n_groups
+            for i, j in enumerate(idx):
+                pieces[i].insert(0, g.labels[int(j)])
+        labels = [INTERSECTION_SEP.join(p) for p in pieces]
+        hits = np.flatnonzero(uniq == ref_combo)
+        if len(hits) and all(g.reference_source == "given" for g in parts):
+            ref, source = int(hits[0]), "given"
+        else:
+            ref, source = int(np.argmax(np.bincount(inverse))), "largest"
+        name = INTERSECTION_SEP.join(g.name for g in parts)
+        return Grouping(name, tuple(g.name for g in parts), inverse.astype(np.int64), labels,
+                        ref, source)
+
+    # -- what checks read ----------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of audited rows."""
+        return int(self.data.shape[0])
+
+    def groupings(self, *, intersections: bool = True,
+                  attributes: Sequence[str] | None = None) -> list[Grouping]:
+        """Each sensitive attribute's grouping, and their intersection (if several)."""
+        out = [g for g in self._groupings if intersections or not g.is_intersection]
+        if attributes is not None:
+            wanted = set(attributes)
+            out = [g for g in out if set(g.attributes) <= wanted]
+        return out
+
+    def counts(self, grouping: Grouping) -> ConfusionCounts:
+        """Confusion counts per group of ``grouping`` (computed once, then cached)."""
+        c = self._counts.get(grouping.name)
+        if c is None:
+            c = confusion_counts(grouping.codes, grouping.n_groups, self.y_true, self.y_pred)
+            self._counts[grouping.name] = c
+        return c
+
+    @cached_property
+    def overall_counts(self) -> ConfusionCounts:
+        """Confusion counts of all rows together."""
+        return confusion_counts(np.zeros(self.n, dtype=np.int64), 1, self.y_true, self.y_pred)
+
+    @cached_property
+    def data_digest(self) -> str:
+        """SHA-256 of the audited data (column names, dtypes, every row)."""
+        return _dataframe_digest(self.data)
+
+    def describe(self) -> dict[str, Any]:
+        """What was audited, for the report's ``subject``."""
+        model: dict[str, Any] | None = None
+        if self.model is not None:
+            m = self.model
+            model = {"class": f"{type(m).__module__}.{type(m).__qualname__}"}
+            if hasattr(m, "get_params"):
+                try:
+                    params = json.dumps(m.get_params(deep=True), sort_keys=True, default=repr)
+                    model["params_sha256"] = hashlib.sha256(params.encode()).hexdigest()
+                except Exception:  # pragma: no cover - exotic estimators
+                    pass
+            if self.model_file:
+                from ._io import sha256_file
+                model["file"] = self.model_file
+                model["file_sha256"] = sha256_file(self.model_file)
+        return {
+            "target": self.target,
+            "positive_label": self.positive_label,
+            "sensitive": list(self.sensitive),
+            "prediction_source": self.prediction_source,
+            "prediction_column": self.prediction_col,
+            "score_column": self.score_col,
+            "has_scores": self.scores is not None,
+            "threshold": self.threshold,
+            "features": list(self.features),
+            "model": model,
+            "reference_groups": {g.name: {"group": g.labels[g.reference],
+                                          "chosen": g.reference_source}
+                                 for g in self._groupings},
+        }

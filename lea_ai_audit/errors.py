@@ -1,0 +1,97 @@
+"""Typed exceptions of lea-ai-audit.
+
+Every exception says *what* was wrong and *how to fix it*; ``str(exc)`` is the one line the CLI
+prints after ``error:``. Exceptions are for misuse (bad input, a bad policy, an unfitted model);
+a check that finds a problem in a model returns a FAIL result instead of raising.
+
+Message templates are module constants so tests can import them (as fairlearn does).
+
+Examples
+--------
+>>> from lea_ai_audit.errors import ColumnNotFoundError
+>>> str(ColumnNotFoundError("target", "reoffend", ["reoffended", "age"]))  # doctest: +ELLIPSIS
+"target column 'reoffend' is not in the data (did you mean 'reoffended'?) — ..."
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "ColumnNotFoundError",
+    "DataError",
+    "InputError",
+    "LeaAuditError",
+    "ModelError",
+    "PolicyError",
+    "ReportError",
+    "close_matches",
+]
+
+COLUMN_NOT_FOUND = "{role} column {name!r} is not in the data{hint}"
+COLUMN_NOT_FOUND_FIX = "pass the name of an existing column (columns: {columns})"
+NOT_BINARY = "{role} column {name!r} must hold two values, found {found}"
+NOT_BINARY_FIX = "encode it as 0/1 (1 = the positive outcome) or pass positive_label="
+MISSING_VALUES = "{role} column {name!r} has {count} missing value(s) (first at row {row})"
+MISSING_VALUES_FIX = "drop or impute those rows before the audit"
+UNKNOWN_CHECK = "policy {policy!r}: requirement {req!r} names unknown check {check!r}"
+UNKNOWN_CHECK_FIX = "use one of: {known}"
+
+
+def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Names among ``candidates`` that look like ``name`` (case-insensitive), best first."""
+    cands = [str(c) for c in candidates]
+    lowered = {c.lower(): c for c in cands}
+    hits = difflib.get_close_matches(str(name).lower(), list(lowered), n=n, cutoff=0.6)
+    return [lowered[h] for h in hits]
+
+
+class LeaAuditError(Exception):
+    """Base class: ``what`` went wrong and ``fix``, how to put it right.
+
+    ``str(err)`` is ``"<what> — <fix>"``, the line the CLI prints after ``error:``.
+    """
+
+    def __init__(self, what: str, fix: str | None = None) -> None:
+        self.what = what
+        self.fix = fix
+        super().__init__(f"{what} — {fix}" if fix else what)
+
+
+class InputError(LeaAuditError, ValueError):
+    """Arguments that cannot work together, or a file that cannot be read."""
+
+
+class DataError(InputError):
+    """The data cannot be audited as given (missing values, non-binary labels, ...)."""
+
+
+class ColumnNotFoundError(DataError, KeyError):
+    """A named column is missing; the message lists close matches."""
+
+    def __init__(self, role: str, name: str, columns: Iterable[str]) -> None:
+        cols = [str(c) for c in columns]
+        matches = close_matches(name, cols)
+        hint = f" (did you mean {' or '.join(repr(m) for m in matches)}?)" if matches else ""
+        shown = ", ".join(repr(c) for c in cols[:12]) + (", ..." if len(cols) > 12 else "")
+        super().__init__(
+            COLUMN_NOT_FOUND.format(role=role, name=name, hint=hint),
+            COLUMN_NOT_FOUND_FIX.format(columns=shown or "none"),
+        )
+        self.role, self.name, self.matches = role, name, matches
+
+    def __str__(self) -> str:  # KeyError would add quotes around the message
+        return Exception.__str__(self)
+
+
+class ModelError(InputError):
+    """The model cannot be used: not fitted, no ``predict``, features that do not match."""
+
+
+class PolicyError(LeaAuditError, ValueError):
+    """A policy pack is malformed or names a check or parameter that does not exist."""
+
+
+class ReportError(LeaAuditError, ValueError):
+    """A report file cannot be read, has an unknown schema version, or cannot be written."""

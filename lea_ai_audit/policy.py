@@ -1,0 +1,213 @@
+"""Policy packs: requirements with the clauses they serve, their check and thresholds.
+
+A pack is a YAML file in ``checklists/`` (loaded with ``yaml.safe_load``: no tags that build
+objects). Every requirement names the clauses it serves (e.g. ``"Council 13083/1/20 §26"``,
+``"AI Act Art. 10(2)(f)"``), the check it runs with its parameters, and whether it blocks.
+Every check id and parameter is validated when the pack is loaded, not when the audit runs.
+
+Examples
+--------
+>>> from lea_ai_audit.policy import load_policy
+>>> p = load_policy()                          # the default pack
+>>> p.id
+'eu-council-2020-internal-security'
+>>> [r.check for r in p.select(["fairness.disparity"]).requirements][:1]
+['fairness.disparity']
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._resources import shipped_dir
+from .errors import InputError, PolicyError
+
+__all__ = ["DEFAULT_POLICY", "Policy", "Requirement", "list_policies", "load_policy"]
+
+DEFAULT_POLICY = "eu-council-2020-internal-security"
+_SETTINGS = ("min_group_size", "confidence", "decision_rule", "intersections")
+_REQ_KEYS = {"id", "title", "clauses", "quote", "check", "params", "blocking", "description"}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One requirement of a policy: what it serves, which check decides it, and how."""
+
+    id: str
+    title: str
+    clauses: tuple[str, ...]
+    check: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    blocking: bool = True
+    quote: str = ""
+    description: str = ""
+
+    def make_check(self) -> Any:
+        """A validated instance of this requirement's check."""
+        from .checks import make_check
+        return make_check(self.check, dict(self.params))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy pack."""
+
+    id: str
+    version: str
+    title: str
+    requirements: tuple[Requirement, ...]
+    source: str = ""
+    description: str = ""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    path: str | None = None
+
+    def select(self, prefixes: Iterable[str] | None) -> Policy:
+        """The requirements whose check id or requirement id starts with one of ``prefixes``."""
+        if prefixes is None:
+            return self
+        wanted = [p.strip() for p in prefixes if p and p.strip()]
+        if not wanted:
+            return self
+        reqs = tuple(r for r in self.requirements
+                     if any(r.check.startswith(p) or r.id.startswith(p) for p in wanted))
+        if not reqs:
+            known = sorted({r.check for r in self.requirements} | {r.id for r in self.requirements})
+            raise InputError(f"no requirement of policy {self.id!r} matches {wanted}",
+                             f"use a check id or requirement id prefix: {', '.join(known)}")
+        return replace(self, requirements=reqs)
+
+    def describe(self) -> dict[str, Any]:
+        """Id, version, title and source, for the report."""
+        return {"id": self.id, "version": self.version, "title": self.title,
+                "source": self.source, "path": self.path, "settings": dict(self.settings)}
+
+
+def _policy_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(shipped_dir("checklists").glob("*.y*ml"))}
+
+
+def list_policies() -> list[Policy]:
+    """Every policy pack shipped with lea-ai-audit."""
+    return [load_policy(p) for p in _policy_files().values()]
+
+
+def _parse(data: Any, where: str) -> Policy:
+    from .checks import get_check, make_check
+
+    if not isinstance(data, Mapping):
+        raise PolicyError(f"policy {where}: the top level must be a mapping",
+                          "start the file with id:, version:, title:, requirements:")
+    for key in ("id", "version", "title", "requirements"):
+        if key not in data:
+            raise PolicyError(f"policy {where}: missing {key!r}", f"add a top-level {key}: entry")
+    pid = str(data["id"])
+    settings = data.get("settings") or {}
+    if not isinstance(settings, Mapping) or set(settings) - set(_SETTINGS):
+        raise PolicyError(f"policy {pid!r}: settings may only set {', '.join(_SETTINGS)}",
+                          "remove the other keys")
+    reqs_in = data["requirements"]
+    if not isinstance(reqs_in, Sequence) or isinstance(reqs_in, str) or not reqs_in:
+        raise PolicyError(f"policy {pid!r}: requirements must be a non-empty list",
+                          "list the requirements under requirements:")
+    seen: set[str] = set()
+    reqs = []
+    for n, r in enumerate(reqs_in, 1):
+        if not isinstance(r, Mapping):
+            raise PolicyError(f"policy {pid!r}: requirement #{n} is not a mapping",
+                              "give each requirement id:, clauses:, check:, blocking:")
+        rid = str(r.get("id") or f"#{n}")
+        for key in ("id", "clauses", "check"):
+            if not r.get(key):
+                raise PolicyError(f"policy {pid!r}: requirement {rid!r} has no {key!r}",
+                                  f"add {key}: to it")
+        extra = set(r) - _REQ_KEYS
+        if extra:
+            raise PolicyError(f"policy {pid!r}: requirement {rid!r} has unknown key(s) "
+                              f"{sorted(extra)}", f"allowed: {', '.join(sorted(_REQ_KEYS))}")
+        if rid in seen:
+            raise PolicyError(f"policy {pid!r}: requirement id {rid!r} repeats",
+                              "give each requirement its own id")
+        seen.add(rid)
+        clauses = r["clauses"]
+        if isinstance(clauses, str):
+            clauses = [clauses]
+        params = r.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise PolicyError(f"policy {pid!r}: requirement {rid!r}: params must be a mapping",
+                              "write params: {name: value, ...}")
+        blocking = r.get("blocking", True)
+        if not isinstance(blocking, bool):
+            raise PolicyError(f"policy {pid!r}: requirement {rid!r}: blocking must be true or "
+                              "false", "write blocking: true or blocking: false")
+        check_id = str(r["check"])
+        try:
+            cls = get_check(check_id)
+        except PolicyError as exc:
+            raise PolicyError(f"policy {pid!r}: requirement {rid!r} names unknown check "
+                              f"{check_id!r}", exc.fix) from None
+        accepted = inspect.signature(cls.__init__).parameters
+        merged = {k: v for k, v in settings.items() if k in accepted}
+        merged.update(params)
+        try:
+            make_check(check_id, merged)
+        except PolicyError as exc:
+            raise PolicyError(f"policy {pid!r}: requirement {rid!r}: {exc.what}", exc.fix) from None
+        reqs.append(Requirement(id=rid, title=str(r.get("title", rid)),
+                                clauses=tuple(str(c) for c in clauses), check=check_id,
+                                params=merged, blocking=blocking, quote=str(r.get("quote", "")),
+                                description=str(r.get("description", ""))))
+    return Policy(id=pid, version=str(data["version"]), title=str(data["title"]),
+                  requirements=tuple(reqs), source=str(data.get("source", "")),
+                  description=str(data.get("description", "")), settings=dict(settings))
+
+
+def load_policy(policy: str | os.PathLike[str] | Mapping[str, Any] | Policy | None = None
+                ) -> Policy:
+    """Load and validate a policy pack.
+
+    Parameters
+    ----------
+    policy : str, path, mapping, Policy or None
+        ``None`` for the default pack; the id of a shipped pack (``lea-audit policies`` lists
+        them); a path to a YAML file; or the pack's content as a mapping.
+
+    Raises
+    ------
+    PolicyError
+        Malformed YAML, an unknown check id, a bad parameter — with what to fix.
+    """
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, Mapping):
+        return _parse(policy, "<mapping>")
+    name = str(policy) if policy is not None else DEFAULT_POLICY
+    files = _policy_files()
+    path = files.get(name)
+    if path is None:
+        path = Path(name)
+        if not path.exists():
+            raise PolicyError(f"no policy pack {name!r}",
+                              f"give a YAML file path or one of: {', '.join(files)}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"cannot read policy file {str(path)!r}: {exc}",
+                          "pass a readable UTF-8 YAML file") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PolicyError(f"policy file {str(path)!r} is not valid YAML{where}: {problem}",
+                          "fix the YAML (only plain YAML: tags that build objects are refused)"
+                          ) from None
+    pol = _parse(data, repr(str(path)))
+    return replace(pol, path=str(path))

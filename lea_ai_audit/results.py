@@ -1,0 +1,342 @@
+"""Results of an audit: :class:`Status`, :class:`Evidence`, :class:`CheckResult`, :class:`AuditReport`.
+
+The report is the single source of truth: a model card, an MLflow run or a JUnit file is a
+rendering of it, and re-rendering needs neither the model nor the data. It is immutable,
+serialises to versioned JSON (``schema_version``) and round-trips exactly:
+``AuditReport.from_json(r.to_json()) == r``.
+
+Examples
+--------
+>>> from lea_ai_audit.results import CheckResult, Status
+>>> r = CheckResult(check_id="fairness.disparity", requirement_id="fpr-parity",
+...                 status=Status.PASS, message="FPR within 0.10 of the reference group")
+>>> r.status.passed
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from ._io import atomic_write_text
+from .errors import ReportError
+
+__all__ = ["SCHEMA_VERSION", "AuditReport", "CheckResult", "Evidence", "Status", "overall_status"]
+
+#: Version of the report's JSON layout. Readers accept every ``1.x``.
+SCHEMA_VERSION = "1.0"
+REPORT_FILE = "report.json"
+
+
+class Status(str, Enum):
+    """Outcome of one requirement, and of a whole audit.
+
+    ``PASS`` the requirement is met; ``WARN`` not met but non-blocking, or too little evidence
+    to decide; ``FAIL`` a blocking requirement is not met; ``ERROR`` the check could not run
+    (the reason is in the message); ``SKIPPED`` the check does not apply (e.g. no scores).
+    """
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+    @property
+    def passed(self) -> bool:
+        """True for PASS and WARN: what lets the gate open."""
+        return self in (Status.PASS, Status.WARN)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars to Python, NaN/inf to None, tuples to lists."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    # numpy scalars and arrays, without importing numpy here
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A piece of evidence behind a result.
+
+    ``kind`` is ``"table"`` (``data = {"columns": [...], "rows": [[...], ...]}``), ``"text"``,
+    ``"json"`` or ``"file"`` (``data`` is a path relative to the report's directory).
+    """
+
+    name: str
+    kind: str
+    data: Any
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", _jsonable(self.data))
+
+    @classmethod
+    def table(cls, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+              description: str = "") -> Evidence:
+        """A table of ``rows`` under ``columns``."""
+        return cls(name, "table", {"columns": list(columns), "rows": [list(r) for r in rows]},
+                   description)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The result of one requirement's check.
+
+    ``status`` is what counts (a non-blocking FAIL is reported as WARN); ``raw_status`` is what
+    the check itself found. ``metrics`` is flat (name -> number or None when undefined).
+    """
+
+    check_id: str
+    requirement_id: str
+    status: Status
+    message: str
+    metrics: Mapping[str, float | int | None] = field(default_factory=dict)
+    evidence: tuple[Evidence, ...] = ()
+    title: str = ""
+    clauses: tuple[str, ...] = ()
+    blocking: bool = True
+    raw_status: Status | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "raw_status", Status(self.raw_status or self.status))
+        object.__setattr__(self, "metrics", _jsonable(dict(self.metrics)))
+        object.__setattr__(self, "params", _jsonable(dict(self.params)))
+        object.__setattr__(self, "clauses", tuple(self.clauses))
+        object.__setattr__(self, "evidence", tuple(
+            e if isinstance(e, Evidence) else Evidence(**e) for e in self.evidence))
+        object.__setattr__(self, "duration_s", round(float(self.duration_s), 6))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dict."""
+        return _jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CheckResult:
+        """Inverse of :meth:`to_dict`."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def evidence_named(self, name: str) -> Evidence:
+        """The evidence called ``name`` (``KeyError`` if absent)."""
+        for e in self.evidence:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+
+def overall_status(results: Iterable[CheckResult]) -> Status:
+    """The audit's status from its results.
+
+    FAIL if a blocking requirement failed; else ERROR if a blocking check could not run; else
+    WARN if anything warned or a non-blocking check errored; else PASS; SKIPPED if nothing ran.
+    """
+    statuses = [(r.status, r.blocking) for r in results]
+    if any(s is Status.FAIL for s, _ in statuses):
+        return Status.FAIL
+    if any(s is Status.ERROR and b for s, b in statuses):
+        return Status.ERROR
+    if any(s in (Status.WARN, Status.ERROR) for s, _ in statuses):
+        return Status.WARN
+    if any(s is Status.PASS for s, _ in statuses):
+        return Status.PASS
+    return Status.SKIPPED
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """An immutable, versioned audit report.
+
+    Attributes
+    ----------
+    checks : tuple of CheckResult
+        One result per requirement of the policy that ran, in policy order.
+    status : Status
+        The overall status (see :func:`overall_status`).
+    subject : dict
+        What was audited: target, sensitive attributes, prediction source, model, features.
+    data : dict
+        Digests and shape of the audited (and reference) data.
+    policy : dict
+        Id, version and title of the policy pack.
+    environment : dict
+        Python and library versions.
+
+    Examples
+    --------
+    >>> rep = AuditReport(checks=())  # doctest: +SKIP
+    >>> AuditReport.from_json(rep.to_json()) == rep  # doctest: +SKIP
+    True
+    """
+
+    checks: tuple[CheckResult, ...]
+    status: Status = Status.SKIPPED
+    schema_version: str = SCHEMA_VERSION
+    report_id: str = ""
+    created_at: str = ""
+    author: str | None = None
+    seed: int | None = None
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    subject: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        checks = tuple(c if isinstance(c, CheckResult) else CheckResult.from_dict(c)
+                       for c in self.checks)
+        object.__setattr__(self, "checks", checks)
+        object.__setattr__(self, "status", Status(self.status))
+        for name in ("policy", "subject", "data", "environment"):
+            object.__setattr__(self, name, _jsonable(dict(getattr(self, name))))
+        object.__setattr__(self, "duration_s", round(float(self.duration_s), 6))
+
+    # -- access ------------------------------------------------------------------------------
+    @property
+    def passed(self) -> bool:
+        """True when the gate would open on the audit alone (PASS or WARN)."""
+        return self.status.passed
+
+    def result(self, requirement_id: str) -> CheckResult:
+        """The result of requirement ``requirement_id``."""
+        for c in self.checks:
+            if c.requirement_id == requirement_id:
+                return c
+        known = ", ".join(c.requirement_id for c in self.checks)
+        raise KeyError(f"no requirement {requirement_id!r} in this report (have: {known})")
+
+    def by_status(self, status: Status | str) -> list[CheckResult]:
+        """Results whose (effective) status is ``status``."""
+        st = Status(status)
+        return [c for c in self.checks if c.status is st]
+
+    def counts(self) -> dict[str, int]:
+        """How many results have each status."""
+        return {s.value: len(self.by_status(s)) for s in Status}
+
+    # -- serialisation -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dict (NaN written as null)."""
+        d = _jsonable(asdict(self))
+        d["checks"] = [c.to_dict() for c in self.checks]
+        return d
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The report as JSON text (UTF-8, keys in a stable order)."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON (sorted keys, no spaces): what a sign-off signs."""
+        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False, allow_nan=False)
+        return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AuditReport:
+        """Inverse of :meth:`to_dict`; refuses an unknown major schema version."""
+        if not isinstance(d, Mapping) or "checks" not in d:
+            raise ReportError("this is not an lea-ai-audit report (no 'checks')",
+                              "pass the report.json written by `lea-audit run` or audit().save()")
+        version = str(d.get("schema_version", ""))
+        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise ReportError(
+                f"report schema_version {version!r} is not supported (this lea-ai-audit reads "
+                f"{SCHEMA_VERSION.split('.')[0]}.x)",
+                "re-run the audit with this version, or install the version that wrote it")
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in d.items() if k in known})
+        except (TypeError, ValueError) as exc:
+            raise ReportError(f"the report is malformed: {exc}",
+                              "re-run the audit to write a fresh report.json") from exc
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AuditReport:
+        """Parse a report from JSON text."""
+        try:
+            d = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ReportError(f"the report is not valid JSON ({exc})",
+                              "pass the report.json written by `lea-audit run`") from exc
+        return cls.from_dict(d)
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``report.json`` into ``directory`` (created if needed), atomically.
+
+        Returns the path of the file written.
+        """
+        return atomic_write_text(Path(directory) / REPORT_FILE, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> AuditReport:
+        """Read a report from a ``report.json`` file or a directory holding one."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / REPORT_FILE
+        try:
+            text = p.read_bytes()
+        except FileNotFoundError:
+            raise ReportError(f"no report at {str(p)!r}",
+                              "pass the report.json written by `lea-audit run --out DIR`") from None
+        except OSError as exc:
+            raise ReportError(f"cannot read {str(p)!r}: {exc.strerror or exc}",
+                              "check the path and its permissions") from exc
+        return cls.from_json(text)
+
+    def with_checks(self, checks: Iterable[CheckResult]) -> AuditReport:
+        """A copy with other results and the overall status recomputed."""
+        checks = tuple(checks)
+        return replace(self, checks=checks, status=overall_status(checks))
+
+    # -- display -----------------------------------------------------------------------------
+    def summary_rows(self) -> list[tuple[str, str, str, str, str]]:
+        """(requirement, clauses, blocking, status, message) per result."""
+        return [(c.requirement_id, "; ".join(c.clauses), "yes" if c.blocking else "no",
+                 c.status.value.upper(), c.message) for c in self.checks]
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts().items() if v)
+        return (f"<AuditReport {self.status.value.upper()} policy={self.policy.get('id')!r} "
+                f"rows={self.data.get('n_rows')} ({counts})>")
+
+    def _repr_html_(self) -> str:
+        """A table for notebooks; every value is HTML-escaped."""
+        esc = html.escape
+        rows = "".join(
+            f"<tr><td>{esc(r)}</td><td>{esc(cl)}</td><td>{esc(b)}</td>"
+            f"<td><b>{esc(s)}</b></td><td>{esc(m)}</td></tr>"
+            for r, cl, b, s, m in self.summary_rows())
+        return (f"<p><b>Audit {esc(self.status.value.upper())}</b> — policy "
+                f"{esc(str(self.policy.get('id')))}, {esc(str(self.data.get('n_rows')))} rows</p>"
+                "<table><thead><tr><th>requirement</th><th>clauses</th><th>blocking</th>"
+                f"<th>status</th><th>finding</th></tr></thead><tbody>{rows}</tbody></table>")

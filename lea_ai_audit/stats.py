@@ -1,0 +1,216 @@
+"""Group rates from confusion counts, with confidence intervals.
+
+Everything here works on *sufficient statistics*: per-group confusion counts (tp, fp, fn, tn).
+They are additive, so the same functions serve a pandas group-by today and a Spark aggregation
+tomorrow. All functions are vectorised over groups; an undefined value (a rate whose
+denominator is 0) is NaN.
+
+Interval methods (stated in every report that uses them):
+
+- a rate k/m: **Wilson score interval** (Wilson 1927), good coverage for small m and extreme p;
+- a difference of two independent rates: **Newcombe's hybrid score interval** (Newcombe 1998,
+  method 10), built from the two Wilson intervals;
+- a ratio of two independent rates: **Katz log interval** (Katz et al. 1978); undefined when
+  either numerator is 0.
+
+Metric definitions equal fairlearn's and scikit-learn's (``selection_rate``,
+``true_positive_rate``, ``false_positive_rate``, ``precision_score``, ...).
+
+Examples
+--------
+>>> import numpy as np
+>>> lo, hi = wilson_interval(np.array([8]), np.array([10]))
+>>> round(float(lo[0]), 4), round(float(hi[0]), 4)
+(0.4902, 0.9433)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm
+
+__all__ = [
+    "METRICS",
+    "ConfusionCounts",
+    "confusion_counts",
+    "katz_ratio_interval",
+    "newcombe_diff_interval",
+    "wilson_interval",
+]
+
+INTERVAL_METHODS = {
+    "rate": "Wilson score interval",
+    "difference": "Newcombe hybrid score interval (method 10) from Wilson intervals",
+    "ratio": "Katz log interval (undefined when a numerator is 0)",
+}
+
+#: metric name -> (description, numerator, denominator), both as names of ConfusionCounts fields.
+METRICS: dict[str, tuple[str, str, str]] = {
+    "base_rate": ("share of actual positives", "pos", "n"),
+    "selection_rate": ("share predicted positive", "pred_pos", "n"),
+    "tpr": ("true positive rate (recall): positives flagged", "tp", "pos"),
+    "fpr": ("false positive rate: negatives wrongly flagged", "fp", "neg"),
+    "fnr": ("false negative rate: positives missed", "fn", "pos"),
+    "tnr": ("true negative rate: negatives left alone", "tn", "neg"),
+    "ppv": ("precision (PPV): flagged cases that were positive", "tp", "pred_pos"),
+    "npv": ("negative predictive value: unflagged cases that were negative", "tn", "pred_neg"),
+    "fdr": ("false discovery rate: flagged cases that were negative", "fp", "pred_pos"),
+    "for": ("false omission rate: unflagged cases that were positive", "fn", "pred_neg"),
+    "accuracy": ("share of correct decisions", "correct", "n"),
+}
+
+
+#: short names for people
+LABELS = {"base_rate": "base rate", "selection_rate": "selection rate", "tpr": "TPR",
+          "fpr": "FPR", "fnr": "FNR", "tnr": "TNR", "ppv": "PPV", "npv": "NPV", "fdr": "FDR",
+          "for": "FOR", "accuracy": "accuracy"}
+
+
+@dataclass(frozen=True)
+class ConfusionCounts:
+    """Confusion counts per group (arrays of equal length, one entry per group)."""
+
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    tn: np.ndarray
+
+    @property
+    def n(self) -> np.ndarray:
+        return self.tp + self.fp + self.fn + self.tn
+
+    @property
+    def pos(self) -> np.ndarray:
+        return self.tp + self.fn
+
+    @property
+    def neg(self) -> np.ndarray:
+        return self.fp + self.tn
+
+    @property
+    def pred_pos(self) -> np.ndarray:
+        return self.tp + self.fp
+
+    @property
+    def pred_neg(self) -> np.ndarray:
+        return self.fn + self.tn
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.tp + self.tn
+
+    def __len__(self) -> int:
+        return len(self.tp)
+
+    def __add__(self, other: ConfusionCounts) -> ConfusionCounts:
+        return ConfusionCounts(self.tp + other.tp, self.fp + other.fp,
+                               self.fn + other.fn, self.tn + other.tn)
+
+    def total(self) -> ConfusionCounts:
+        """The counts of all groups together (one group)."""
+        return ConfusionCounts(*(np.array([a.sum()]) for a in (self.tp, self.fp, self.fn, self.tn)))
+
+    def take(self, index: np.ndarray | list[int]) -> ConfusionCounts:
+        """The counts of the groups at ``index``."""
+        return ConfusionCounts(self.tp[index], self.fp[index], self.fn[index], self.tn[index])
+
+    def fraction(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """(numerator, denominator) of ``metric`` per group."""
+        try:
+            _, num, den = METRICS[metric]
+        except KeyError:
+            raise KeyError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}") from None
+        return getattr(self, num), getattr(self, den)
+
+    def rate(self, metric: str) -> np.ndarray:
+        """``metric`` per group; NaN where its denominator is 0."""
+        k, m = self.fraction(metric)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(m > 0, k / np.maximum(m, 1), np.nan)
+
+
+def confusion_counts(codes: np.ndarray, n_groups: int, y_true: np.ndarray,
+                     y_pred: np.ndarray) -> ConfusionCounts:
+    """Confusion counts per group in one pass (``np.bincount``).
+
+    ``codes`` are group indices in ``[0, n_groups)``; ``y_true`` and ``y_pred`` are 0/1.
+    """
+    idx = codes.astype(np.int64, copy=False) * 4 + y_true.astype(np.int64, copy=False) * 2 \
+        + y_pred.astype(np.int64, copy=False)
+    c = np.bincount(idx, minlength=4 * n_groups).reshape(n_groups, 4)
+    # layout per group: [y=0 p=0 (tn), y=0 p=1 (fp), y=1 p=0 (fn), y=1 p=1 (tp)]
+    return ConfusionCounts(tp=c[:, 3], fp=c[:, 1], fn=c[:, 2], tn=c[:, 0])
+
+
+def _z(confidence: float) -> float:
+    return float(norm.ppf(0.5 + confidence / 2.0))
+
+
+def wilson_interval(k: np.ndarray, m: np.ndarray, confidence: float = 0.95
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for k successes in m trials (vectorised; NaN where m = 0)."""
+    k = np.asarray(k, dtype=float)
+    m = np.asarray(m, dtype=float)
+    z = _z(confidence)
+    z2 = z * z
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / m
+        denom = 1.0 + z2 / m
+        centre = (p + z2 / (2 * m)) / denom
+        half = z * np.sqrt(p * (1 - p) / m + z2 / (4 * m * m)) / denom
+        lo = np.where(m > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
+        hi = np.where(m > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
+    return lo, hi
+
+
+def newcombe_diff_interval(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray,
+                           confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Difference p1 - p2 of two independent rates with Newcombe's hybrid score interval.
+
+    Returns ``(difference, low, high)``, NaN where either denominator is 0.
+    """
+    k1, m1, k2, m2 = (np.asarray(a, dtype=float) for a in (k1, m1, k2, m2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p1, p2 = k1 / m1, k2 / m2
+    l1, u1 = wilson_interval(k1, m1, confidence)
+    l2, u2 = wilson_interval(k2, m2, confidence)
+    d = p1 - p2
+    lo = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    hi = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    bad = (m1 <= 0) | (m2 <= 0)
+    return (np.where(bad, np.nan, d), np.where(bad, np.nan, lo), np.where(bad, np.nan, hi))
+
+
+def katz_ratio_interval(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray,
+                        confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ratio p1 / p2 of two independent rates with the Katz log interval.
+
+    Returns ``(ratio, low, high)``. The ratio is NaN where a denominator or p2 is 0; the
+    interval is NaN where either numerator is 0 (the log method is undefined there).
+    """
+    k1, m1, k2, m2 = (np.asarray(a, dtype=float) for a in (k1, m1, k2, m2))
+    z = _z(confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p1, p2 = k1 / m1, k2 / m2
+        ratio = np.where((m1 > 0) & (m2 > 0) & (k2 > 0), p1 / p2, np.nan)
+        se = np.sqrt(1 / k1 - 1 / m1 + 1 / k2 - 1 / m2)
+        ok = (k1 > 0) & (k2 > 0) & (m1 > 0) & (m2 > 0)
+        lo = np.where(ok, np.exp(np.log(ratio) - z * se), np.nan)
+        hi = np.where(ok, np.exp(np.log(ratio) + z * se), np.nan)
+    return ratio, lo, hi
+
+
+def auc_hanley_mcneil(auc: float, n_pos: int, n_neg: int, confidence: float = 0.95
+                      ) -> tuple[float, float, float]:
+    """Standard error and interval of an AUC (Hanley & McNeil 1982). NaN when undefined."""
+    if not np.isfinite(auc) or n_pos < 1 or n_neg < 1:
+        return float("nan"), float("nan"), float("nan")
+    q1 = auc / (2 - auc)
+    q2 = 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) \
+        / (n_pos * n_neg)
+    se = float(np.sqrt(max(var, 0.0)))
+    z = _z(confidence)
+    return se, max(0.0, auc - z * se), min(1.0, auc + z * se)
