@@ -40,7 +40,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
             os.unlink(tmp)
         raise ReportError(
             f"cannot write {str(target)!r}: {exc.strerror or exc}",
-            "choose a writable output directory (--out) with free space; the previous file is intact",
+            "choose a writable output directory (--out) with free space; "
+            "the previous file is intact",
         ) from exc
     return target
 

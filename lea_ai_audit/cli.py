@@ -50,7 +50,8 @@ def _key_value(text: str, what: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not value.strip():
         raise InputError(f"{what} {text!r} is not of the form name=value",
-                         f"write it as e.g. {'ethnicity=majority' if 'group' in what else 'item=text'}")
+                         "write it as e.g. "
+                         + ("ethnicity=majority" if "group" in what else "item=text"))
     return key.strip(), value.strip()
 
 

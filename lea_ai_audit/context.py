@@ -317,8 +317,9 @@ class AuditContext:
         except E.LeaAuditError:
             raise
         except Exception as exc:  # the model's own error, e.g. unseen categories
+            first = str(exc).splitlines()[0] if str(exc) else ""
             raise E.ModelError(f"the model failed to predict on the data: "
-                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                               f"{type(exc).__name__}: {first}",
                                "audit the data the model was trained for (same columns and types)"
                                ) from exc
         if raw.shape[0] != self.n:

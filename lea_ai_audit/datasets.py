@@ -35,7 +35,7 @@ import pandas as pd
 
 from .errors import InputError
 
-__all__ = ["DEFAULT_BIAS", "DemoData", "FEATURES", "make_demo", "make_police_triage"]
+__all__ = ["DEFAULT_BIAS", "FEATURES", "DemoData", "make_demo", "make_police_triage"]
 
 DEFAULT_BIAS = 0.6
 FEATURES = ["age", "prior_contacts", "prior_convictions", "offence_type",

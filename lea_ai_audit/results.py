@@ -1,4 +1,4 @@
-"""Results of an audit: :class:`Status`, :class:`Evidence`, :class:`CheckResult`, :class:`AuditReport`.
+"""Results of an audit: Status, Evidence, CheckResult and AuditReport.
 
 The report is the single source of truth: a model card, an MLflow run or a JUnit file is a
 rendering of it, and re-rendering needs neither the model nor the data. It is immutable,
@@ -23,7 +23,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ SCHEMA_VERSION = "1.0"
 REPORT_FILE = "report.json"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Outcome of one requirement, and of a whole audit.
 
     ``PASS`` the requirement is met; ``WARN`` not met but non-blocking, or too little evidence
@@ -55,9 +55,6 @@ class Status(str, Enum):
     def passed(self) -> bool:
         """True for PASS and WARN: what lets the gate open."""
         return self in (Status.PASS, Status.WARN)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def _jsonable(value: Any) -> Any:

@@ -165,9 +165,11 @@ class Disparity(Check):
         Smallest allowed ratio to the reference group's value (and its inverse the largest,
         e.g. 0.8 allows [0.8, 1.25]: the four-fifths rule).
     decision_rule : {"point", "significant"}
-        ``"point"``: a group fails when its point estimate is beyond a threshold.
-        ``"significant"``: only when, in addition, the 95% interval of the difference excludes
-        0 (of the ratio, excludes 1): the disparity is not explained by chance.
+        ``"point"``: a group fails when its point estimate is beyond the tolerance.
+        ``"significant"``: a group fails only when the whole interval of its difference (ratio)
+        lies beyond the tolerance — the disparity significantly exceeds it. A point estimate
+        beyond the tolerance whose interval reaches back inside it is "inconclusive" (WARN):
+        the data can neither show nor rule out the disparity.
     min_group_size : int
         A group (or reference) whose denominator for this metric is smaller is "insufficient
         evidence" (WARN), never a pass.
@@ -225,31 +227,37 @@ class Disparity(Check):
             which = "group" if t["m"][i] < self.min_group_size else "reference group"
             return "insufficient", (f"{which} has {int(min(t['m'][i], t['m'][ref]))} cases in "
                                     f"the denominator of {self.metric} (< {self.min_group_size})")
-        reasons = []
+        reasons: list[str] = []
+        doubts: list[str] = []
+        point = self.decision_rule == "point"
         d = _f(t["diff"][i])
         dlo, dhi = _f(a["diff_lo"][i]), _f(a["diff_hi"][i])
-        if self.max_difference is not None and d is not None and abs(d) > self.max_difference:
-            sig = dlo is not None and dhi is not None and (dlo > 0 or dhi < 0)
-            if self.decision_rule == "point" or sig:
-                reasons.append(f"difference {d:+.3f} [{_fmt(dlo)}, {_fmt(dhi)}] beyond "
-                               f"±{self.max_difference:g}")
+        tol = self.max_difference
+        if tol is not None and d is not None and abs(d) > tol:
+            text = f"difference {d:+.3f} [{_fmt(dlo)}, {_fmt(dhi)}] beyond ±{tol:g}"
+            sig = dlo is not None and dhi is not None and (dlo > tol or dhi < -tol)
+            (reasons if point or sig else doubts).append(text)
         if self.min_ratio is not None:
             r, rlo, rhi = _f(t["ratio"][i]), _f(a["ratio_lo"][i]), _f(a["ratio_hi"][i])
             lo_b, hi_b = self.min_ratio, 1.0 / self.min_ratio
             if r is None:
                 if _f(t["value"][i]) and _f(t["value"][ref]) == 0.0:
-                    reasons.append("ratio infinite: the reference group's rate is 0")
+                    doubts.append("ratio undefined: the reference group's rate is 0")
             elif r < lo_b or r > hi_b:
-                sig = rlo is not None and rhi is not None and (rlo > 1 or rhi < 1)
-                if self.decision_rule == "point" or sig:
-                    reasons.append(f"ratio {r:.3f} [{_fmt(rlo)}, {_fmt(rhi)}] outside "
-                                   f"[{lo_b:.2f}, {hi_b:.2f}]")
-        return ("violation", "; ".join(reasons)) if reasons else ("ok", "")
+                text = f"ratio {r:.3f} [{_fmt(rlo)}, {_fmt(rhi)}] outside [{lo_b:.2f}, {hi_b:.2f}]"
+                sig = rlo is not None and rhi is not None and (rhi < lo_b or rlo > hi_b)
+                (reasons if point or sig else doubts).append(text)
+        if reasons:
+            return "violation", "; ".join(reasons)
+        if doubts:
+            return "inconclusive", "; ".join(doubts) + "; the interval reaches the tolerance"
+        return "ok", ""
 
     def run(self, ctx: AuditContext) -> CheckResult:
         metrics: dict[str, Any] = {}
         evidence: list[Evidence] = []
         violations: list[tuple[float, str]] = []
+        inconclusive: list[tuple[float, str]] = []
         insufficient: list[str] = []
         worst = 0.0
         groupings = ctx.groupings(intersections=self.intersections)
@@ -281,6 +289,11 @@ class Disparity(Check):
                                        f"{_fmt(_f(t['value'][ref]))} for {g.labels[ref]} ({why})"))
                 elif verdict == "insufficient":
                     insufficient.append(f"{g.name}={label}")
+                elif verdict == "inconclusive":
+                    inconclusive.append((abs(_f(t["diff"][i]) or 0.0),
+                                         f"{g.name}={label} {_fmt(_f(t['value'][i]))} vs "
+                                         f"{_fmt(_f(t['value'][ref]))} for {g.labels[ref]} "
+                                         f"({why})"))
                 rows.append([label, int(t["n"][i]), int(t["m"][i]), _r(t["value"][i]),
                              _r(t["lo"][i]), _r(t["hi"][i]), _r(t["diff"][i]),
                              _r(t["diff_lo"][i]), _r(t["diff_hi"][i]), _r(t["ratio"][i]),
@@ -311,6 +324,13 @@ class Disparity(Check):
                                f"{name} disparity in {len(violations)} group(s) ({limits}, "
                                f"{rule}); largest: {violations[0][1]}",
                                metrics=metrics, evidence=evidence)
+        if inconclusive:
+            inconclusive.sort(key=lambda v: -v[0])
+            more = f"; {len(insufficient)} group(s) too small to judge" if insufficient else ""
+            return self.result(Status.WARN,
+                               f"possible {name} disparity in {len(inconclusive)} group(s), not "
+                               f"significantly beyond the tolerance ({limits}, {rule}); largest: "
+                               f"{inconclusive[0][1]}{more}", metrics=metrics, evidence=evidence)
         if insufficient:
             shown = ", ".join(insufficient[:3]) + (f" and {len(insufficient) - 3} more"
                                                    if len(insufficient) > 3 else "")
@@ -401,7 +421,7 @@ class Calibration(Check):
                         else None
                     ece = _ece(yi, si, self.n_bins)
                 stats.append((auc, se, gap, gap_se, min(n_pos, n_neg)))
-                rows.append([label, int(len(yi)), n_pos, n_neg, _r(auc), _r(lo), _r(hi),
+                rows.append([label, len(yi), n_pos, n_neg, _r(auc), _r(lo), _r(hi),
                              _r(float(si.mean())), _r(float(yi.mean())), _r(gap), _r(ece)])
                 key = f"{g.name}/{label}"
                 metrics[f"auc/{key}"] = _f(auc)
