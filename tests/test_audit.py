@@ -41,7 +41,7 @@ def test_model_predictions_computed_once_and_match_the_model(demo) -> None:
 
     rep = audit(demo.test, target="reoffended", sensitive=["ethnicity", "sex"], model=Counting())
     assert calls == {"predict": 1, "predict_proba": 1}
-    perf = [c for c in rep.checks if c.check_id == "performance.metrics"][0]
+    perf = next(c for c in rep.checks if c.check_id == "performance.metrics")
     from sklearn.metrics import accuracy_score, roc_auc_score
     y = demo.test.reoffended
     assert perf.metrics["accuracy"] == pytest.approx(accuracy_score(y, model.predict(

@@ -18,8 +18,8 @@ def _fpr_result(bias: float, seed: int):
     demo = make_demo(30_000, bias=bias, seed=seed)
     rep = audit(demo.test, target="reoffended", sensitive=SENSITIVE, model=demo.model,
                 features=FEATURES, reference_groups={"ethnicity": "majority"}, seed=seed)
-    fpr = [c for c in rep.checks if c.check_id == "fairness.disparity"
-           and c.params["metric"] == "fpr"][0]
+    fpr = next(c for c in rep.checks if c.check_id == "fairness.disparity"
+           and c.params["metric"] == "fpr")
     return rep, fpr, demo
 
 

@@ -113,7 +113,7 @@ def test_minor_version_accepted(report: AuditReport) -> None:
 ])
 def test_overall_status(statuses, blocking, expected) -> None:
     results = [CheckResult(check_id="x.y", requirement_id=f"r{i}", status=s, message="",
-                           blocking=b) for i, (s, b) in enumerate(zip(statuses, blocking))]
+                           blocking=b) for i, (s, b) in enumerate(zip(statuses, blocking, strict=False))]
     assert overall_status(results) is Status(expected)
 
 
