@@ -112,8 +112,9 @@ def test_minor_version_accepted(report: AuditReport) -> None:
     (["skipped", "pass"], [True, True], "pass"),
 ])
 def test_overall_status(statuses, blocking, expected) -> None:
+    pairs = zip(statuses, blocking, strict=True)
     results = [CheckResult(check_id="x.y", requirement_id=f"r{i}", status=s, message="",
-                           blocking=b) for i, (s, b) in enumerate(zip(statuses, blocking, strict=False))]
+                           blocking=b) for i, (s, b) in enumerate(pairs)]
     assert overall_status(results) is Status(expected)
 
 
