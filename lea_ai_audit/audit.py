@@ -161,7 +161,8 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
           checks: Sequence[str] | str | None = None, author: str | None = None, seed: int = 0,
           features: Sequence[str] | None = None, threshold: float = 0.5,
           positive_label: Any = None, attestations: Mapping[str, str] | None = None,
-          model_file: str | None = None, progress: ProgressFn | None = None) -> AuditReport:
+          model_file: str | None = None, data_source: Mapping[str, Any] | None = None,
+          progress: ProgressFn | None = None) -> AuditReport:
     """Audit a model, or a vendor's predictions and scores, against a policy pack.
 
     Parameters
@@ -193,6 +194,10 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
         Seed of every random sample drawn by the checks.
     attestations : dict, optional
         Statements for the policy's manual attestation items, by item key.
+    model_file : str, optional
+        Path of the file the model was loaded from; its SHA-256 goes into the report.
+    data_source : dict, optional
+        Where the data came from (e.g. ``{"file": ..., "file_sha256": ...}``), for the report.
 
     Returns
     -------
@@ -222,4 +227,5 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
                  score=score, reference_groups=reference_groups, policy=policy, checks=checks,
                  author=author, seed=seed, features=features, threshold=threshold,
                  positive_label=positive_label, attestations=attestations,
-                 model_file=model_file).run(data, reference=reference, progress=progress)
+                 model_file=model_file, data_source=data_source).run(
+                     data, reference=reference, progress=progress)
