@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "audit": "audit", "Audit": "audit",
+    "audit": "runner", "Audit": "runner",
     "AuditContext": "context",
     "AuditReport": "results", "CheckResult": "results", "Evidence": "results",
     "Status": "results", "SCHEMA_VERSION": "results",
@@ -50,11 +50,15 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import errors
-    from .audit import Audit, audit
+    from .runner import Audit, audit
     from .checks import available_checks
     from .context import AuditContext
     from .policy import Policy, Requirement, list_policies, load_policy
     from .results import SCHEMA_VERSION, AuditReport, CheckResult, Evidence, Status
+
+
+# The entry point lives in ``runner.py``, not ``audit.py``: a submodule named ``audit`` would
+# replace the function ``lea_ai_audit.audit`` with itself as soon as it was imported.
 
 
 def __getattr__(name: str) -> Any:

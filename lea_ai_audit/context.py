@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import errors as E
-from .stats import ConfusionCounts, confusion_counts
+from .stats import ConfusionCounts, confusion_counts, group_auc, score_order
 
 __all__ = ["AuditContext", "Grouping"]
 
@@ -168,8 +168,7 @@ class AuditContext:
                               "rename or drop one of them")
         columns = [str(c) for c in data.columns]
         if list(data.columns) != columns:
-            data = data.set_axis(columns, axis=1)
-        data = data.reset_index(drop=True)
+            data = data.set_axis(columns, axis=1)  # a shallow relabel; the index is never used
 
         def need(role: str, name: str | None) -> str | None:
             if name is None:
@@ -411,6 +410,24 @@ class AuditContext:
             c = confusion_counts(grouping.codes, grouping.n_groups, self.y_true, self.y_pred)
             self._counts[grouping.name] = c
         return c
+
+    @cached_property
+    def score_order(self) -> np.ndarray:
+        """Row indices sorted by score (computed once; the AUCs of every grouping reuse it)."""
+        if self.scores is None:
+            raise ValueError("no scores")
+        return score_order(self.scores)
+
+    def group_auc(self, grouping: Grouping | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(AUC, positives, negatives) per group of ``grouping`` (all rows if None)."""
+        if self.scores is None:
+            raise ValueError("no scores")
+        if grouping is None:
+            codes, n_groups = np.zeros(self.n, dtype=np.int64), 1
+        else:
+            codes, n_groups = grouping.codes, grouping.n_groups
+        return group_auc(self.scores, self.y_true, codes, n_groups, self.score_order)
 
     @cached_property
     def overall_counts(self) -> ConfusionCounts:

@@ -256,8 +256,9 @@ class Disparity(Check):
     def run(self, ctx: AuditContext) -> CheckResult:
         metrics: dict[str, Any] = {}
         evidence: list[Evidence] = []
-        violations: list[tuple[float, str]] = []
-        inconclusive: list[tuple[float, str]] = []
+        # (intersection?, -|difference|, text): single attributes first, largest gap first
+        violations: list[tuple[bool, float, str]] = []
+        inconclusive: list[tuple[bool, float, str]] = []
         insufficient: list[str] = []
         worst = 0.0
         groupings = ctx.groupings(intersections=self.intersections)
@@ -284,13 +285,13 @@ class Disparity(Check):
                     if verdict != "insufficient" and _f(t["diff"][i]) is not None:
                         worst = max(worst, abs(float(t["diff"][i])))
                 if verdict == "violation":
-                    violations.append((abs(float(t["diff"][i])),
+                    violations.append((g.is_intersection, -abs(float(t["diff"][i])),
                                        f"{g.name}={label} {_fmt(_f(t['value'][i]))} vs "
                                        f"{_fmt(_f(t['value'][ref]))} for {g.labels[ref]} ({why})"))
                 elif verdict == "insufficient":
                     insufficient.append(f"{g.name}={label}")
                 elif verdict == "inconclusive":
-                    inconclusive.append((abs(_f(t["diff"][i]) or 0.0),
+                    inconclusive.append((g.is_intersection, -abs(_f(t["diff"][i]) or 0.0),
                                          f"{g.name}={label} {_fmt(_f(t['value'][i]))} vs "
                                          f"{_fmt(_f(t['value'][ref]))} for {g.labels[ref]} "
                                          f"({why})"))
@@ -319,18 +320,18 @@ class Disparity(Check):
             f"ratio ≥ {self.min_ratio:g}" if self.min_ratio is not None else "") if x)
         name = LABELS[self.metric]
         if violations:
-            violations.sort(key=lambda v: -v[0])
+            violations.sort()
             return self.result(Status.FAIL,
                                f"{name} disparity in {len(violations)} group(s) ({limits}, "
-                               f"{rule}); largest: {violations[0][1]}",
+                               f"{rule}); e.g. {violations[0][2]}",
                                metrics=metrics, evidence=evidence)
         if inconclusive:
-            inconclusive.sort(key=lambda v: -v[0])
+            inconclusive.sort()
             more = f"; {len(insufficient)} group(s) too small to judge" if insufficient else ""
             return self.result(Status.WARN,
                                f"possible {name} disparity in {len(inconclusive)} group(s), not "
-                               f"significantly beyond the tolerance ({limits}, {rule}); largest: "
-                               f"{inconclusive[0][1]}{more}", metrics=metrics, evidence=evidence)
+                               f"significantly beyond the tolerance ({limits}, {rule}); e.g. "
+                               f"{inconclusive[0][2]}{more}", metrics=metrics, evidence=evidence)
         if insufficient:
             shown = ", ".join(insufficient[:3]) + (f" and {len(insufficient) - 3} more"
                                                    if len(insufficient) > 3 else "")
@@ -344,16 +345,6 @@ class Disparity(Check):
                            f"difference {worst:.3f}", metrics=metrics, evidence=evidence)
 
 
-def _ece(y: np.ndarray, s: np.ndarray, n_bins: int) -> float:
-    """Expected calibration error with equal-width bins on [0, 1]."""
-    bins = np.minimum((s * n_bins).astype(np.int64), n_bins - 1)
-    cnt = np.bincount(bins, minlength=n_bins)
-    sum_s = np.bincount(bins, weights=s, minlength=n_bins)
-    sum_y = np.bincount(bins, weights=y, minlength=n_bins)
-    nz = cnt > 0
-    return float(np.sum(np.abs(sum_s[nz] - sum_y[nz])) / len(y))
-
-
 @register
 class Calibration(Check):
     """Ranking quality (AUC) and calibration per group, for models with scores.
@@ -365,6 +356,9 @@ class Calibration(Check):
     max_calibration_gap : float, optional
         Largest allowed |mean score − observed rate| within any group (calibration in the
         large); only for scores that are probabilities.
+    decision_rule : {"point", "significant"}
+        As for ``fairness.disparity``: with ``"significant"`` a group fails only when the
+        normal-approximation interval lies beyond the tolerance; else it is inconclusive (WARN).
     n_bins : int
         Bins of the expected calibration error (ECE), reported per group.
     """
@@ -390,12 +384,10 @@ class Calibration(Check):
             raise ValueError(f"n_bins must be at least 2, got {self.n_bins}")
 
     def run(self, ctx: AuditContext) -> CheckResult:
-        from sklearn.metrics import roc_auc_score
-
         if ctx.scores is None:
             return self.result(Status.SKIPPED, "no scores: AUC and calibration need score= "
                                "(--score-col) or a model with predict_proba")
-        s, y = ctx.scores, ctx.y_true
+        s, y = ctx.scores, ctx.y_true.astype(float)
         probabilistic = bool(np.all((s >= 0) & (s <= 1)))
         z_sig = self.decision_rule == "significant"
         from scipy.stats import norm
@@ -403,31 +395,41 @@ class Calibration(Check):
         metrics: dict[str, Any] = {}
         evidence: list[Evidence] = []
         problems: list[str] = []
+        doubts: list[str] = []
         small: list[str] = []
+        resid = s - y
+        bins = np.minimum((np.clip(s, 0, 1) * self.n_bins).astype(np.int64), self.n_bins - 1)
         for g in ctx.groupings(intersections=self.intersections):
+            G = g.n_groups
+            auc, n_pos, n_neg = ctx.group_auc(g)
+            n = n_pos + n_neg
+            mean_s = np.bincount(g.codes, weights=s, minlength=G) / np.maximum(n, 1)
+            observed = n_pos / np.maximum(n, 1)
+            gap = mean_s - observed
+            sq = np.bincount(g.codes, weights=resid * resid, minlength=G)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                var = (sq - n * gap * gap) / (n - 1)
+                gap_se = np.where(n > 1, np.sqrt(np.maximum(var, 0)) / np.sqrt(n), np.nan)
+            key = g.codes * self.n_bins + bins
+            cnt_s = np.bincount(key, weights=s, minlength=G * self.n_bins).reshape(G, -1)
+            cnt_y = np.bincount(key, weights=y, minlength=G * self.n_bins).reshape(G, -1)
+            ece = np.abs(cnt_s - cnt_y).sum(axis=1) / np.maximum(n, 1)
             rows = []
             stats = []
             for i, label in enumerate(g.labels):
-                mask = g.codes == i
-                yi, si = y[mask], s[mask]
-                n_pos, n_neg = int(yi.sum()), int(len(yi) - yi.sum())
-                auc = float(roc_auc_score(yi, si)) if n_pos and n_neg else float("nan")
-                se, lo, hi = auc_hanley_mcneil(auc, n_pos, n_neg, self.confidence)
-                gap = gap_se = ece = None
+                se, lo, hi = auc_hanley_mcneil(float(auc[i]), int(n_pos[i]), int(n_neg[i]),
+                                               self.confidence)
+                gi = float(gap[i]) if probabilistic else None
+                gsi = _f(gap_se[i]) if probabilistic else None
+                ei = float(ece[i]) if probabilistic else None
+                stats.append((float(auc[i]), se, gi, gsi, int(min(n_pos[i], n_neg[i]))))
+                rows.append([label, int(n[i]), int(n_pos[i]), int(n_neg[i]), _r(auc[i]), _r(lo),
+                             _r(hi), _r(mean_s[i]), _r(observed[i]), _r(gi), _r(ei)])
+                key_ = f"{g.name}/{label}"
+                metrics[f"auc/{key_}"] = _f(auc[i])
                 if probabilistic:
-                    resid = si - yi
-                    gap = float(resid.mean())
-                    gap_se = float(resid.std(ddof=1) / np.sqrt(len(resid))) if len(resid) > 1 \
-                        else None
-                    ece = _ece(yi, si, self.n_bins)
-                stats.append((auc, se, gap, gap_se, min(n_pos, n_neg)))
-                rows.append([label, len(yi), n_pos, n_neg, _r(auc), _r(lo), _r(hi),
-                             _r(float(si.mean())), _r(float(yi.mean())), _r(gap), _r(ece)])
-                key = f"{g.name}/{label}"
-                metrics[f"auc/{key}"] = _f(auc)
-                if probabilistic:
-                    metrics[f"calibration_gap/{key}"] = _f(gap)
-                    metrics[f"ece/{key}"] = _f(ece)
+                    metrics[f"calibration_gap/{key_}"] = _f(gi)
+                    metrics[f"ece/{key_}"] = _f(ei)
             ref = g.reference
             for i, label in enumerate(g.labels):
                 auc, se, gap, gap_se, n_min = stats[i]
@@ -438,14 +440,18 @@ class Calibration(Check):
                         and stats[ref][4] >= self.min_group_size:
                     d = auc - stats[ref][0]
                     d_se = float(np.hypot(se, stats[ref][1]))
-                    if abs(d) > self.max_auc_difference and (not z_sig or abs(d) > z * d_se):
-                        problems.append(f"{g.name}={label}: AUC {auc:.3f} vs {stats[ref][0]:.3f} "
-                                        f"({g.labels[ref]}), difference {d:+.3f}")
+                    if abs(d) > self.max_auc_difference:
+                        beyond = not z_sig or abs(d) - z * d_se > self.max_auc_difference
+                        (problems if beyond else doubts).append(
+                            f"{g.name}={label}: AUC {auc:.3f} vs {stats[ref][0]:.3f} "
+                            f"({g.labels[ref]}), difference {d:+.3f} ± {z * d_se:.3f}")
                 if self.max_calibration_gap is not None and gap is not None \
-                        and abs(gap) > self.max_calibration_gap \
-                        and (not z_sig or (gap_se and abs(gap) > z * gap_se)):
-                    problems.append(f"{g.name}={label}: mean score off the observed rate by "
-                                    f"{gap:+.3f}")
+                        and abs(gap) > self.max_calibration_gap:
+                    beyond = not z_sig or (gap_se is not None
+                                           and abs(gap) - z * gap_se > self.max_calibration_gap)
+                    (problems if beyond else doubts).append(
+                        f"{g.name}={label}: mean score off the observed rate by {gap:+.3f}"
+                        + (f" ± {z * gap_se:.3f}" if gap_se is not None else ""))
             evidence.append(Evidence.table(
                 f"calibration:{g.name}",
                 ["group", "n", "positives", "negatives", "auc", "auc_ci_low", "auc_ci_high",
@@ -462,6 +468,11 @@ class Calibration(Check):
         if not probabilistic and self.max_calibration_gap is not None:
             return self.result(Status.WARN, "cannot decide the calibration requirement: the scores "
                                "are not probabilities in [0, 1]", metrics=metrics,
+                               evidence=evidence)
+        if doubts:
+            return self.result(Status.WARN, f"possible miscalibration or ranking gap in "
+                               f"{len(doubts)} group(s), not significantly beyond the tolerance, "
+                               "e.g. " + "; ".join(doubts[:2]), metrics=metrics,
                                evidence=evidence)
         if small:
             return self.result(Status.WARN, f"insufficient evidence for {len(small)} group(s) "

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..results import CheckResult, Evidence, Status
 from ..stats import INTERVAL_METHODS, auc_hanley_mcneil, wilson_interval
 from . import Check, register
@@ -48,22 +46,15 @@ class Performance(Check):
             if v is not None and not 0 <= float(v) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
 
-    def _auc(self, y: np.ndarray, s: np.ndarray | None) -> float:
-        from sklearn.metrics import roc_auc_score
-        if s is None or y.min() == y.max():
-            return float("nan")
-        return float(roc_auc_score(y, s))
-
     def run(self, ctx: AuditContext) -> CheckResult:
         metrics: dict[str, Any] = {}
         rows = []
         overall = ctx.overall_counts
-        groups = [("all", "all", overall, np.ones(ctx.n, dtype=bool))]
+        groups = [("all", "all", overall)]
         for g in ctx.groupings(intersections=False):
             c = ctx.counts(g)
-            for i, label in enumerate(g.labels):
-                groups.append((g.name, label, c.take([i]), None))
-        for gname, label, c, _ in groups:
+            groups.extend((g.name, label, c.take([i])) for i, label in enumerate(g.labels))
+        for gname, label, c in groups:
             prefix = "" if gname == "all" else f"/{gname}/{label}"
             for name, metric in _RATES.items():
                 k, m = c.fraction(metric)
@@ -72,21 +63,19 @@ class Performance(Check):
                 metrics[f"{name}{prefix}"] = _f(v)
                 rows.append([gname, label, int(c.n[0]), name, _r(v), _r(lo[0]), _r(hi[0])])
         if ctx.scores is not None:
-            y, s = ctx.y_true, ctx.scores
-            auc = self._auc(y, s)
-            _, lo, hi = auc_hanley_mcneil(auc, int(y.sum()), int(len(y) - y.sum()),
+            auc, n_pos, n_neg = ctx.group_auc()
+            _, lo, hi = auc_hanley_mcneil(float(auc[0]), int(n_pos[0]), int(n_neg[0]),
                                           self.confidence)
-            metrics["auc"] = _f(auc)
-            rows.append(["all", "all", ctx.n, "auc", _r(auc), _r(lo), _r(hi)])
+            metrics["auc"] = _f(auc[0])
+            rows.append(["all", "all", ctx.n, "auc", _r(auc[0]), _r(lo), _r(hi)])
             for g in ctx.groupings(intersections=False):
+                auc, n_pos, n_neg = ctx.group_auc(g)
                 for i, label in enumerate(g.labels):
-                    mask = g.codes == i
-                    yi = y[mask]
-                    a = self._auc(yi, s[mask])
-                    _, lo, hi = auc_hanley_mcneil(a, int(yi.sum()), int(len(yi) - yi.sum()),
+                    _, lo, hi = auc_hanley_mcneil(float(auc[i]), int(n_pos[i]), int(n_neg[i]),
                                                   self.confidence)
-                    metrics[f"auc/{g.name}/{label}"] = _f(a)
-                    rows.append([g.name, label, int(mask.sum()), "auc", _r(a), _r(lo), _r(hi)])
+                    metrics[f"auc/{g.name}/{label}"] = _f(auc[i])
+                    rows.append([g.name, label, int(n_pos[i] + n_neg[i]), "auc", _r(auc[i]),
+                                 _r(lo), _r(hi)])
         evidence = [Evidence.table(
             "performance", ["grouping", "group", "n", "metric", "value", "ci_low", "ci_high"],
             rows, f"overall and per group; {self.confidence:.0%} intervals: "
