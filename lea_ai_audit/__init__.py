@@ -50,11 +50,11 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import errors
-    from .runner import Audit, audit
     from .checks import available_checks
     from .context import AuditContext
     from .policy import Policy, Requirement, list_policies, load_policy
     from .results import SCHEMA_VERSION, AuditReport, CheckResult, Evidence, Status
+    from .runner import Audit, audit
 
 
 # The entry point lives in ``runner.py``, not ``audit.py``: a submodule named ``audit`` would
