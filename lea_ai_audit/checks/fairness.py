@@ -137,7 +137,7 @@ class GroupMetrics(Check):
                  "denominator"], rows,
                 f"{g.name}: every metric per group; reference group "
                 f"{g.labels[g.reference]!r} ({g.reference_source}); "
-                f"{int(self.confidence * 100)}% {INTERVAL_METHODS['rate']}; "
+                f"{self.confidence:.0%} {INTERVAL_METHODS['rate']}; "
                 "value undefined (null) where the denominator is 0"))
         n_groups = sum(g.n_groups for g in ctx.groupings(intersections=self.intersections))
         if small:
@@ -242,7 +242,9 @@ class Disparity(Check):
             lo_b, hi_b = self.min_ratio, 1.0 / self.min_ratio
             if r is None:
                 if _f(t["value"][i]) and _f(t["value"][ref]) == 0.0:
-                    doubts.append("ratio undefined: the reference group's rate is 0")
+                    # an infinite ratio is beyond any tolerance by point estimate
+                    (reasons if point else doubts).append(
+                        "ratio infinite: the reference group's rate is 0")
             elif r < lo_b or r > hi_b:
                 text = f"ratio {r:.3f} [{_fmt(rlo)}, {_fmt(rhi)}] outside [{lo_b:.2f}, {hi_b:.2f}]"
                 sig = rlo is not None and rhi is not None and (rhi < lo_b or rlo > hi_b)
