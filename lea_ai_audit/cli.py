@@ -260,8 +260,7 @@ def cmd_policies(args: argparse.Namespace) -> int:
             con.print(f"  source: {escape(p.source)}")
         for r in p.requirements:
             flag = "blocking" if r.blocking else "advisory"
-            con.print(f"  - {escape(r.id)} [{escape(r.check)}; {flag}] "
-                      f"{escape('; '.join(r.clauses))}")
+            con.print(escape(f"  - {r.id} [{r.check}; {flag}] {'; '.join(r.clauses)}"))
     return EXIT_PASS
 
 
