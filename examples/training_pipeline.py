@@ -14,8 +14,7 @@ import argparse
 import sys
 
 from lea_ai_audit import Status, audit
-from lea_ai_audit.datasets import FEATURES, make_police_triage
-from lea_ai_audit.datasets import make_demo_model
+from lea_ai_audit.datasets import FEATURES, make_demo_model, make_police_triage
 
 
 def main() -> int:

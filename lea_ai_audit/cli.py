@@ -63,7 +63,8 @@ def _read_table(path: str, role: str = "data") -> Any:
 
     p = Path(path)
     if not p.exists():
-        raise InputError(f"{role} file {path!r} does not exist", "check the path (--data)")
+        raise InputError(f"{role} file {path!r} does not exist",
+                         f"check the path (--{role})")
     if p.is_dir():
         raise InputError(f"{role} path {path!r} is a directory", "pass a .csv or .parquet file")
     if p.stat().st_size == 0:
@@ -141,6 +142,8 @@ def _progress_runner(enabled: bool) -> tuple[Any, Any]:
     """A rich progress display on stderr (a no-op when disabled or not a terminal)."""
     if not enabled:
         return None, None
+    if not _console(stderr=True).is_terminal:
+        return None, None  # logs and CI: no progress lines, stderr stays for errors
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     prog = Progress(TextColumn("[bold]auditing[/] {task.description}"), BarColumn(),
@@ -171,9 +174,9 @@ def _attestations(items: Sequence[str] | None) -> dict[str, str]:
 def _finish(args: argparse.Namespace, report: Any, out: Path, extra: str = "") -> int:
     from .gate import evaluate_gate, write_junit
 
-    path = report.save(out)
     if getattr(args, "junit", None):
-        write_junit(report, args.junit)
+        write_junit(report, args.junit)  # first: if it cannot be written, the old report stays
+    path = report.save(out)
     _print_summary(report, quiet=args.quiet)
     con = _console()
     con.print(f"report: {path}{extra}")
@@ -265,6 +268,11 @@ def cmd_policies(args: argparse.Namespace) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks on errors")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", help="policy pack id or YAML file (default: "
                                     "eu-council-2020-internal-security)")
@@ -294,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="injected bias in [0, 1]: 0 passes, the default 0.6 fails")
     p.add_argument("--rows", type=int, default=40_000, help="cases to generate (default 40000)")
     _add_common(p)
+    _add_verbose(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="audit predictions and scores in a CSV/Parquet file")
@@ -313,16 +322,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only checks whose id starts with PREFIX (e.g. fairness)")
     p.add_argument("--out", default="audit", help="output directory (default audit)")
     _add_common(p)
+    _add_verbose(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("gate", help="exit 0 if an audit passed, 1 if not (for CI)")
     p.add_argument("report", help="report.json (or the directory holding it)")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test per requirement")
     p.add_argument("--quiet", "-q", action="store_true", help="no table")
+    _add_verbose(p)
     p.set_defaults(func=cmd_gate)
 
     p = sub.add_parser("policies", help="list the policy packs and their requirements")
     p.add_argument("policy", nargs="?", help="show one pack (id or YAML file)")
+    _add_verbose(p)
     p.set_defaults(func=cmd_policies)
     return parser
 

@@ -79,6 +79,12 @@ def _binary(values: pd.Series, role: str, name: str, positive_label: Any) -> tup
             E.MISSING_VALUES.format(role=role, name=name, count=int(na.sum()),
                                     row=_first_na_row(na)), E.MISSING_VALUES_FIX)
     uniq = pd.unique(values)
+    if positive_label is not None and positive_label not in set(uniq.tolist()) \
+            and isinstance(positive_label, str):
+        # from the command line every label is text: match the column's values as text
+        as_text = {str(u): u for u in uniq.tolist()}
+        if positive_label in as_text:
+            positive_label = as_text[positive_label]
     if positive_label is not None:
         if positive_label not in set(uniq.tolist()):
             shown = ", ".join(repr(u) for u in sorted(map(str, uniq))[:6])
@@ -93,7 +99,7 @@ def _binary(values: pd.Series, role: str, name: str, positive_label: Any) -> tup
         return values.to_numpy().astype(np.int8), True
     if pd.api.types.is_numeric_dtype(values) and set(np.unique(uniq).tolist()) <= {0, 1}:
         return values.to_numpy().astype(np.int8), 1
-    found = ", ".join(repr(u) for u in list(uniq)[:6]) + (", ..." if len(uniq) > 6 else "")
+    found = ", ".join(repr(u) for u in uniq.tolist()[:6]) + (", ..." if len(uniq) > 6 else "")
     fix = E.NOT_BINARY_FIX
     if pd.api.types.is_float_dtype(values) and len(uniq) > 2:
         fix = "pass 0/1 decisions here; scores belong in score= (--score-col)"
@@ -246,10 +252,17 @@ class AuditContext:
                                       E.MISSING_VALUES_FIX)
                 ctx.scores = s.to_numpy(dtype=float)
             if prediction is not None:
-                pl = ctx.positive_label if not (pd.api.types.is_numeric_dtype(data[prediction])
-                                                or pd.api.types.is_bool_dtype(data[prediction])) \
-                    else None
-                ctx.y_pred, _ = _binary(data[prediction], "prediction", prediction, pl)
+                col = data[prediction]
+                textual = not (pd.api.types.is_numeric_dtype(col)
+                               or pd.api.types.is_bool_dtype(col))
+                if textual and ctx.positive_label not in set(pd.unique(col).tolist()):
+                    shown = ", ".join(repr(u) for u in pd.unique(col).tolist()[:6])
+                    raise E.DataError(
+                        f"prediction column {prediction!r} holds {shown}, not decisions in the "
+                        f"target's labels (positive: {ctx.positive_label!r})",
+                        "pass the column with the tool's 0/1 decision")
+                pl = ctx.positive_label if textual else None
+                ctx.y_pred, _ = _binary(col, "prediction", prediction, pl)
                 ctx.prediction_source = "prediction"
             else:
                 ctx.y_pred = (ctx.scores >= ctx.threshold).astype(np.int8)
@@ -366,7 +379,15 @@ class AuditContext:
         combined = np.zeros(len(parts[0].codes), dtype=np.int64)
         for g in parts:
             combined = combined * g.n_groups + g.codes
-        uniq, inverse = np.unique(combined, return_inverse=True)
+        n_combos = int(np.prod([g.n_groups for g in parts], dtype=np.float64))
+        if n_combos <= 4 * len(combined) + 1_000_000:
+            # present combinations by counting, not sorting: O(n) instead of O(n log n)
+            present = np.bincount(combined, minlength=n_combos) > 0
+            uniq = np.flatnonzero(present)
+            lookup = np.cumsum(present) - 1
+            inverse = lookup[combined]
+        else:
+            uniq, inverse = np.unique(combined, return_inverse=True)
         # decode each present combination into its per-attribute labels
         labels, ref_combo = [], 0
         for g in parts:

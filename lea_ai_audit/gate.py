@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,14 @@ from .results import AuditReport, Status, overall_status
 __all__ = ["GateVerdict", "evaluate_gate", "junit_xml", "write_junit"]
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+# characters XML 1.0 cannot hold at all, even escaped
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _x(text: str) -> str:
+    """Text that XML can hold: invalid control characters become U+FFFD."""
+    return _XML_INVALID.sub("\ufffd", str(text))
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,7 @@ def junit_xml(report: AuditReport) -> str:
     """JUnit XML with one test case per requirement (WARN passes, with its message)."""
     counts = report.counts()
     suite = ET.Element("testsuite", {
-        "name": f"lea-ai-audit {report.policy.get('id', '')}",
+        "name": _x(f"lea-ai-audit {report.policy.get('id', '')}"),
         "tests": str(len(report.checks)),
         "failures": str(counts["fail"]),
         "errors": str(sum(1 for c in report.checks if c.status is Status.ERROR and c.blocking)),
@@ -78,22 +87,23 @@ def junit_xml(report: AuditReport) -> str:
     })
     for c in report.checks:
         case = ET.SubElement(suite, "testcase", {
-            "classname": f"{report.policy.get('id', 'policy')}.{c.check_id}",
-            "name": c.requirement_id,
+            "classname": _x(f"{report.policy.get('id', 'policy')}.{c.check_id}"),
+            "name": _x(c.requirement_id),
             "time": f"{c.duration_s:.3f}",
         })
         clauses = "; ".join(c.clauses)
+        msg = _x(c.message)
         if c.status is Status.FAIL:
-            ET.SubElement(case, "failure", {"message": c.message, "type": "fail"}).text = \
-                f"{c.title} ({clauses})\n{c.message}"
+            ET.SubElement(case, "failure", {"message": msg, "type": "fail"}).text = \
+                _x(f"{c.title} ({clauses})\n") + msg
         elif c.status is Status.ERROR:
             tag = "error" if c.blocking else "system-out"
-            ET.SubElement(case, tag, {"message": c.message, "type": "error"} if tag == "error"
-                          else {}).text = f"ERROR: {c.message}"
+            ET.SubElement(case, tag, {"message": msg, "type": "error"} if tag == "error"
+                          else {}).text = f"ERROR: {msg}"
         elif c.status is Status.SKIPPED:
-            ET.SubElement(case, "skipped", {"message": c.message})
+            ET.SubElement(case, "skipped", {"message": msg})
         elif c.status is Status.WARN:
-            ET.SubElement(case, "system-out").text = f"WARN: {c.message}"
+            ET.SubElement(case, "system-out").text = f"WARN: {msg}"
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)

@@ -273,8 +273,8 @@ class AuditReport:
         known = {f.name for f in fields(cls)}
         try:
             return cls(**{k: v for k, v in d.items() if k in known})
-        except (TypeError, ValueError) as exc:
-            raise ReportError(f"the report is malformed: {exc}",
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            raise ReportError(f"the report is malformed: {type(exc).__name__}: {exc}",
                               "re-run the audit to write a fresh report.json") from exc
 
     @classmethod
