@@ -157,6 +157,28 @@ def _progress_runner(enabled: bool) -> tuple[Any, Any]:
     return prog, update
 
 
+def _extensions() -> list[Any]:
+    """The modules of ``lea_ai_audit.commands`` (see its docstring), in name order."""
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    return [importlib.import_module(f"{commands.__name__}.{m.name}")
+            for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name)]
+
+
+def _hook(name: str) -> list[Any]:
+    return [getattr(m, name) for m in _extensions() if hasattr(m, name)]
+
+
+def _extension_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for fn in _hook("audit_kwargs"):
+        kwargs.update(fn(args) or {})
+    return kwargs
+
+
 def _run_audit(args: argparse.Namespace, data: Any, **kwargs: Any) -> Any:
     from . import audit
 
@@ -177,9 +199,12 @@ def _finish(args: argparse.Namespace, report: Any, out: Path, extra: str = "") -
     if getattr(args, "junit", None):
         write_junit(report, args.junit)  # first: if it cannot be written, the old report stays
     path = report.save(out)
+    lines = [text for fn in _hook("after_audit") if (text := fn(args, report, out))]
     _print_summary(report, quiet=args.quiet)
     con = _console()
     con.print(f"report: {path}{extra}")
+    for text in lines:
+        con.print(text, markup=False)
     verdict = evaluate_gate(report)
     return verdict.exit_code
 
@@ -202,7 +227,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                         features=FEATURES, reference=demo.train,
                         reference_groups={"ethnicity": "majority"}, policy=args.policy,
                         author=args.author, seed=args.seed,
-                        attestations=_attestations(args.attest))
+                        attestations=_attestations(args.attest), **_extension_kwargs(args))
     out = Path(args.out)
     cases = atomic_write_text(out / "cases.csv", demo.test.to_csv(index=False))
     return _finish(args, report, out, extra=f"\naudited cases (with the model's risk and "
@@ -226,27 +251,41 @@ def cmd_run(args: argparse.Namespace) -> int:
         positive_label=args.positive_label, reference=reference, reference_groups=ref_groups,
         policy=args.policy, checks=checks, author=args.author, seed=args.seed,
         attestations=_attestations(args.attest),
-        data_source={"file": str(args.data), "file_sha256": sha256_file(args.data)})
+        data_source={"file": str(args.data), "file_sha256": sha256_file(args.data)},
+        **_extension_kwargs(args))
     return _finish(args, report, Path(args.out))
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from .gate import evaluate_gate, write_junit
     from .results import AuditReport
 
     report = AuditReport.load(args.report)
     verdict = evaluate_gate(report)  # refuses an edited report before anything is written
+    reasons = list(verdict.reasons)
+    extra = [r for fn in _hook("gate_reasons") for r in fn(args, report) or []]
+    opened = verdict.opened and not extra
     if args.junit:
         write_junit(report, args.junit)
     _print_summary(report, quiet=args.quiet)
     con = _console()
-    if verdict.opened:
+    lines = [text for fn in _hook("after_gate")
+             if (text := fn(args, report, opened, reasons + extra))]
+    if opened:
         con.print(f"gate [green]OPEN[/]: the audit {verdict.status.value.upper()}")
     else:
-        from rich.markup import escape
-        con.print(f"gate [bold red]CLOSED[/]: the audit {verdict.status.value.upper()}")
-        for r in verdict.reasons:
+        con.print(f"gate [bold red]CLOSED[/]: the audit {verdict.status.value.upper()}"
+                  + (" but" if verdict.opened else ""))
+        for r in reasons + extra:
             con.print(f"  - {escape(r)}")
+    for text in lines:
+        con.print(text, markup=False)
+    if not opened and verdict.opened:
+        for r in extra:
+            sys.stderr.write(f"gate closed: {r}\n")
+        return EXIT_FAIL
     return verdict.exit_code
 
 
@@ -303,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=40_000, help="cases to generate (default 40000)")
     _add_common(p)
     _add_verbose(p)
+    for fn in _hook("add_audit_options"):
+        fn(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="audit predictions and scores in a CSV/Parquet file")
@@ -323,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="audit", help="output directory (default audit)")
     _add_common(p)
     _add_verbose(p)
+    for fn in _hook("add_audit_options"):
+        fn(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("gate", help="exit 0 if an audit passed, 1 if not (for CI)")
@@ -330,12 +373,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test per requirement")
     p.add_argument("--quiet", "-q", action="store_true", help="no table")
     _add_verbose(p)
+    for fn in _hook("add_gate_options"):
+        fn(p)
     p.set_defaults(func=cmd_gate)
 
     p = sub.add_parser("policies", help="list the policy packs and their requirements")
     p.add_argument("policy", nargs="?", help="show one pack (id or YAML file)")
     _add_verbose(p)
     p.set_defaults(func=cmd_policies)
+
+    kit = argparse.Namespace(add_verbose=_add_verbose, console=_console,
+                             print_summary=_print_summary, read_table=_read_table,
+                             EXIT_PASS=EXIT_PASS, EXIT_FAIL=EXIT_FAIL, EXIT_USAGE=EXIT_USAGE)
+    for fn in _hook("add_commands"):
+        fn(sub, kit)
     return parser
 
 

@@ -133,7 +133,9 @@ class AuditContext:
 
     def __init__(self) -> None:  # use build()
         self._counts: dict[str, ConfusionCounts] = {}
+        self._samples: dict[tuple[int, int, int], np.ndarray] = {}
         self.attestations: dict[str, str] = {}
+        self.decisions: Any = None  # a lea_ai_audit.decisions.DecisionLog, when given
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -154,6 +156,9 @@ class AuditContext:
         seed: int = 0,
         attestations: Mapping[str, str] | None = None,
         model_file: str | None = None,
+        decisions: Any = None,
+        schema: Any = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> AuditContext:
         """Validate the inputs and compute predictions, scores and group codes.
 
@@ -221,6 +226,13 @@ class AuditContext:
         ctx.threshold = float(threshold)
         ctx.reference = reference
         ctx.attestations = dict(attestations or {})
+        ctx.decisions = decisions
+        ctx.schema = schema  # a user-supplied pandera schema (object or YAML path), or None
+        ctx.metadata = dict(metadata or {})  # model-card metadata (owner, intended use, ...)
+        if reference is not None and not isinstance(reference, pd.DataFrame):
+            raise E.InputError(f"reference must be a pandas DataFrame, got "
+                               f"{type(reference).__name__}",
+                               "load the training data with pandas first (--reference FILE)")
         ctx.model = model
         ctx.model_file = model_file
         ctx.prediction_col = prediction
@@ -449,6 +461,55 @@ class AuditContext:
         else:
             codes, n_groups = grouping.codes, grouping.n_groups
         return group_auc(self.scores, self.y_true, codes, n_groups, self.score_order)
+
+    @property
+    def strata(self) -> Grouping:
+        """The finest grouping: the intersection of every sensitive attribute (or the one)."""
+        return self._groupings[-1]
+
+    def stratified_sample(self, size: int, *, min_per_group: int = 50,
+                          seed: int | None = None) -> np.ndarray:
+        """Sorted row positions of a random sample stratified on :attr:`strata`.
+
+        Each group gets its proportional share of ``size``, but at least ``min_per_group``
+        rows (all of its rows if it has fewer), so the smallest group is always represented.
+        The same arguments give the same sample (computed once, then cached); ``seed``
+        defaults to the audit's seed. With ``size >= n`` every row is taken.
+
+        Examples
+        --------
+        >>> idx = ctx.stratified_sample(2000, min_per_group=100)  # doctest: +SKIP
+        >>> ctx.data.iloc[idx]  # doctest: +SKIP
+        """
+        seed = self.seed if seed is None else int(seed)
+        key = (int(size), int(min_per_group), seed)
+        hit = self._samples.get(key)
+        if hit is not None:
+            return hit
+        if size >= self.n:
+            idx = np.arange(self.n)
+        else:
+            g = self.strata
+            sizes = np.bincount(g.codes, minlength=g.n_groups)
+            want = np.maximum(np.round(size * sizes / self.n), min_per_group)
+            take = np.minimum(sizes, want).astype(np.int64)
+            rng = np.random.default_rng(seed)
+            # a random order within each group: sort by (group, random key)
+            order = np.lexsort((rng.random(self.n), g.codes))
+            starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+            rank = np.arange(self.n) - np.repeat(starts, sizes)
+            idx = np.sort(order[rank < np.repeat(take, sizes)])
+        idx.setflags(write=False)
+        self._samples[key] = idx
+        return idx
+
+    def sample_weights(self, idx: np.ndarray) -> np.ndarray:
+        """Weights that make a stratified sample represent the whole data (n_group / k_group)."""
+        g = self.strata
+        sizes = np.bincount(g.codes, minlength=g.n_groups)
+        taken = np.bincount(g.codes[idx], minlength=g.n_groups)
+        w = sizes / np.maximum(taken, 1)
+        return w[g.codes[idx]]
 
     @cached_property
     def overall_counts(self) -> ConfusionCounts:

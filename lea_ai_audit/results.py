@@ -21,13 +21,14 @@ import html
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_text
+from ._io import atomic_write_bytes, atomic_write_text, sha256_bytes
 from .errors import ReportError
 
 __all__ = ["SCHEMA_VERSION", "AuditReport", "CheckResult", "Evidence", "Status", "overall_status"]
@@ -79,18 +80,31 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str) -> str:
+    """``name`` reduced to letters, digits, ``.``, ``_`` and ``-`` (no path separators)."""
+    cleaned = _SAFE_NAME.sub("_", str(name)).strip("._") or "file"
+    return cleaned[:120]
+
+
 @dataclass(frozen=True)
 class Evidence:
     """A piece of evidence behind a result.
 
     ``kind`` is ``"table"`` (``data = {"columns": [...], "rows": [[...], ...]}``), ``"text"``,
-    ``"json"`` or ``"file"`` (``data`` is a path relative to the report's directory).
+    ``"json"`` or ``"file"``. A file's ``data`` is ``{"path", "sha256", "media_type", "size"}``
+    with ``path`` relative to the report's directory (``evidence/<requirement>/<name>``); its
+    bytes travel in ``content`` (not part of the JSON) until :meth:`AuditReport.save` writes
+    them beside report.json. The digest in ``data`` makes a signed report cover its files.
     """
 
     name: str
     kind: str
     data: Any
     description: str = ""
+    content: bytes | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", _jsonable(self.data))
@@ -101,6 +115,57 @@ class Evidence:
         """A table of ``rows`` under ``columns``."""
         return cls(name, "table", {"columns": list(columns), "rows": [list(r) for r in rows]},
                    description)
+
+    @classmethod
+    def file(cls, name: str, filename: str, content: bytes | str, description: str = "", *,
+             media_type: str = "application/octet-stream") -> Evidence:
+        """A file (a plot, a schema, an HTML report) saved with the report.
+
+        Examples
+        --------
+        >>> e = Evidence.file("plot", "importance.png", b"PNG...", media_type="image/png")
+        >>> e.data["path"], e.data["size"]
+        ('importance.png', 6)
+        """
+        raw = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        data = {"path": safe_filename(filename), "sha256": sha256_bytes(raw),
+                "media_type": media_type, "size": len(raw)}
+        return cls(name, "file", data, description, content=raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dict (a file's bytes are not part of it)."""
+        return {"name": self.name, "kind": self.kind, "data": self.data,
+                "description": self.description}
+
+    def read(self, base: str | os.PathLike[str] | None = None) -> bytes:
+        """The bytes of a file evidence: from memory, or from ``base`` (the report's directory).
+
+        Raises ``ReportError`` if the file is missing, lies outside ``base`` or does not match
+        its recorded SHA-256 (it was changed after the audit).
+        """
+        if self.kind != "file":
+            raise ReportError(f"evidence {self.name!r} is a {self.kind}, not a file",
+                              "read its data instead")
+        if self.content is not None:
+            return self.content
+        if base is None:
+            raise ReportError(f"the file of evidence {self.name!r} is not in memory",
+                              "pass the report's directory")
+        root = Path(base).resolve()
+        path = (root / str(self.data.get("path", ""))).resolve()
+        if root not in path.parents:
+            raise ReportError(f"evidence {self.name!r} points outside the report directory",
+                              "use the report.json written by lea-audit, unedited")
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ReportError(f"evidence file {str(path)!r} cannot be read: "
+                              f"{exc.strerror or exc}", "keep the evidence/ folder beside "
+                              "report.json") from exc
+        if sha256_bytes(raw) != self.data.get("sha256"):
+            raise ReportError(f"evidence file {str(path)!r} does not match its digest in the "
+                              "report", "it was changed after the audit; re-run the audit")
+        return raw
 
 
 @dataclass(frozen=True)
@@ -136,7 +201,14 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON dict."""
-        return _jsonable(asdict(self))
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "evidence"}
+        d = _jsonable(d)
+        d["evidence"] = [e.to_dict() for e in self.evidence]
+        return d
+
+    def files(self) -> list[Evidence]:
+        """The file evidence of this result."""
+        return [e for e in self.evidence if e.kind == "file"]
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CheckResult:
@@ -244,9 +316,9 @@ class AuditReport:
     # -- serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON dict (NaN written as null)."""
-        d = _jsonable(asdict(self))
+        d = _jsonable({f.name: getattr(self, f.name) for f in fields(self) if f.name != "checks"})
         d["checks"] = [c.to_dict() for c in self.checks]
-        return d
+        return {"checks": d.pop("checks"), **d}
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The report as JSON text (UTF-8, keys in a stable order)."""
@@ -287,12 +359,21 @@ class AuditReport:
                               "pass the report.json written by `lea-audit run`") from exc
         return cls.from_dict(d)
 
-    def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``report.json`` into ``directory`` (created if needed), atomically.
+    def files(self) -> list[Evidence]:
+        """Every file evidence of the report (plots, schema, drift report), in check order."""
+        return [e for c in self.checks for e in c.files()]
 
-        Returns the path of the file written.
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``report.json`` and its evidence files into ``directory``, atomically.
+
+        Evidence files go first (each atomically, under ``evidence/``), report.json last, so a
+        reader never sees a report whose files are not there yet. Returns report.json's path.
         """
-        return atomic_write_text(Path(directory) / REPORT_FILE, self.to_json() + "\n")
+        base = Path(directory)
+        for e in self.files():
+            if e.content is not None:
+                atomic_write_bytes(base / e.data["path"], e.content)
+        return atomic_write_text(base / REPORT_FILE, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AuditReport:

@@ -22,12 +22,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import PurePosixPath
 from typing import Any
 
 from .context import AuditContext
 from .errors import InputError
 from .policy import Policy, load_policy
-from .results import SCHEMA_VERSION, AuditReport, CheckResult, Evidence, Status, overall_status
+from .results import (
+    SCHEMA_VERSION,
+    AuditReport,
+    CheckResult,
+    Evidence,
+    Status,
+    overall_status,
+    safe_filename,
+)
 
 __all__ = ["Audit", "audit"]
 
@@ -49,11 +58,28 @@ def _versions() -> dict[str, Any]:
             "machine": platform.machine(), "libraries": libs}
 
 
+def _place_files(evidence: Sequence[Evidence], req_id: str) -> tuple[Evidence, ...]:
+    """File evidence goes to ``evidence/<requirement>/<file>`` beside report.json."""
+    out, seen = [], set()
+    for e in evidence:
+        if e.kind == "file":
+            name = safe_filename(PurePosixPath(str(e.data["path"])).name)
+            path, k = f"evidence/{safe_filename(req_id)}/{name}", 1
+            while path in seen:  # two files of one check with the same name: keep both
+                k += 1
+                path = f"evidence/{safe_filename(req_id)}/{k}-{name}"
+            seen.add(path)
+            e = replace(e, data={**e.data, "path": path})
+        out.append(e)
+    return tuple(out)
+
+
 def _apply_requirement(res: CheckResult, req: Any, duration: float) -> CheckResult:
     status = res.status
     if not req.blocking and status is Status.FAIL:
         status = Status.WARN  # a non-blocking requirement's failure is a warning
-    return replace(res, requirement_id=req.id, title=req.title, clauses=tuple(req.clauses),
+    return replace(res, requirement_id=req.id, evidence=_place_files(res.evidence, req.id),
+                   title=req.title, clauses=tuple(req.clauses),
                    blocking=req.blocking, raw_status=res.status, status=status,
                    duration_s=duration)
 
@@ -115,6 +141,9 @@ class Audit:
     attestations: Mapping[str, str] | None = None
     model_file: str | None = None
     data_source: Mapping[str, Any] | None = field(default=None)
+    decisions: Any = None
+    schema: Any = None
+    metadata: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.policy = load_policy(self.policy).select(
@@ -127,7 +156,8 @@ class Audit:
             prediction=self.prediction, score=self.score, reference=reference,
             reference_groups=self.reference_groups, features=self.features,
             threshold=self.threshold, positive_label=self.positive_label, seed=self.seed,
-            attestations=self.attestations, model_file=self.model_file)
+            attestations=self.attestations, model_file=self.model_file,
+            decisions=self.decisions, schema=self.schema, metadata=self.metadata)
 
     def run(self, data: Any, *, reference: Any = None,
             progress: ProgressFn | None = None) -> AuditReport:
@@ -147,11 +177,14 @@ class Audit:
                                       "sha256": _dataframe_digest(reference)}
         if self.data_source:
             data_info["source"] = dict(self.data_source)
+        subject = ctx.describe()
+        if self.metadata:
+            subject["metadata"] = dict(self.metadata)
         return AuditReport(
             checks=tuple(results), status=overall_status(results), schema_version=SCHEMA_VERSION,
             report_id=uuid.uuid4().hex, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             author=self.author, seed=self.seed, policy=self.policy.describe(),
-            subject=ctx.describe(), data=data_info, environment=_versions(),
+            subject=subject, data=data_info, environment=_versions(),
             duration_s=time.perf_counter() - t0)
 
 
@@ -162,6 +195,7 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
           features: Sequence[str] | None = None, threshold: float = 0.5,
           positive_label: Any = None, attestations: Mapping[str, str] | None = None,
           model_file: str | None = None, data_source: Mapping[str, Any] | None = None,
+          decisions: Any = None, schema: Any = None, metadata: Mapping[str, Any] | None = None,
           progress: ProgressFn | None = None) -> AuditReport:
     """Audit a model, or a vendor's predictions and scores, against a policy pack.
 
@@ -198,6 +232,12 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
         Path of the file the model was loaded from; its SHA-256 goes into the report.
     data_source : dict, optional
         Where the data came from (e.g. ``{"file": ..., "file_sha256": ...}``), for the report.
+    decisions : lea_ai_audit.decisions.DecisionLog, optional
+        The officers' decisions on the tool's recommendations (the oversight check reads it).
+    schema : pandera schema or path to its YAML, optional
+        Overrides the schema inferred from ``reference`` in the data-quality checks.
+    metadata : dict, optional
+        Model-card metadata (owner, intended use, out-of-scope uses, ...), kept in the report.
 
     Returns
     -------
@@ -227,5 +267,6 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
                  score=score, reference_groups=reference_groups, policy=policy, checks=checks,
                  author=author, seed=seed, features=features, threshold=threshold,
                  positive_label=positive_label, attestations=attestations,
-                 model_file=model_file, data_source=data_source).run(
+                 model_file=model_file, data_source=data_source, decisions=decisions,
+                 schema=schema, metadata=metadata).run(
                      data, reference=reference, progress=progress)
