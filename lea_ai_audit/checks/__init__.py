@@ -74,7 +74,13 @@ def register(cls: type[Check]) -> type[Check]:
 
 
 def _load_builtin() -> None:
-    from . import fairness, oversight, performance  # noqa: F401  (registration side effect)
+    """Import every module of this package (each registers its checks when imported)."""
+    import importlib
+    import pkgutil
+
+    for m in pkgutil.iter_modules(__path__):
+        if not m.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{m.name}")
 
 
 def available_checks() -> dict[str, type[Check]]:
