@@ -462,6 +462,13 @@ class AuditContext:
             codes, n_groups = grouping.codes, grouping.n_groups
         return group_auc(self.scores, self.y_true, codes, n_groups, self.score_order)
 
+    @cached_property
+    def constant_decision(self) -> int | None:
+        """1 if every case got a positive decision (e.g. data of stops made by officers, where
+        every row is a stop), 0 if every case got a negative one, else None."""
+        first = int(self.y_pred[0])
+        return first if bool(np.all(self.y_pred == first)) else None
+
     @property
     def strata(self) -> Grouping:
         """The finest grouping: the intersection of every sensitive attribute (or the one)."""

@@ -359,6 +359,24 @@ class AuditReport:
                               "pass the report.json written by `lea-audit run`") from exc
         return cls.from_dict(d)
 
+    def table(self, name: str) -> list[dict[str, Any]]:
+        """The rows of the first table evidence called ``name``, as dicts (column -> value).
+
+        ``pandas.DataFrame(report.table("group_metrics:race"))`` gives a frame in a notebook.
+
+        Examples
+        --------
+        >>> rows = report.table("group_metrics:ethnicity")  # doctest: +SKIP
+        >>> [r for r in rows if r["metric"] == "fpr"][0]["ci_low"]  # doctest: +SKIP
+        """
+        for c in self.checks:
+            for e in c.evidence:
+                if e.name == name and e.kind == "table":
+                    cols = e.data["columns"]
+                    return [dict(zip(cols, row, strict=True)) for row in e.data["rows"]]
+        names = sorted({e.name for c in self.checks for e in c.evidence if e.kind == "table"})
+        raise KeyError(f"no table evidence {name!r} in this report (have: {', '.join(names)})")
+
     def files(self) -> list[Evidence]:
         """Every file evidence of the report (plots, schema, drift report), in check order."""
         return [e for c in self.checks for e in c.files()]

@@ -62,6 +62,16 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: metrics that only describe how decisions vary with the outcome: with one decision for every
+#: case (every stop is a "positive" decision) they are 0 or 1 in every group by construction
+DECISION_DEPENDENT = ("selection_rate", "tpr", "fpr", "fnr", "tnr")
+
+
+def undefined_when_constant(decision: int) -> tuple[str, ...]:
+    """Metrics whose denominator is 0 in every group when every decision is ``decision``."""
+    return ("npv", "for") if decision == 1 else ("ppv", "fdr")
+
+
 #: short names for people
 LABELS = {"base_rate": "base rate", "selection_rate": "selection rate", "tpr": "TPR",
           "fpr": "FPR", "fnr": "FNR", "tnr": "TNR", "ppv": "PPV", "npv": "NPV", "fdr": "FDR",

@@ -25,12 +25,14 @@ import numpy as np
 
 from ..results import CheckResult, Evidence, Status
 from ..stats import (
+    DECISION_DEPENDENT,
     INTERVAL_METHODS,
     LABELS,
     METRICS,
     auc_hanley_mcneil,
     katz_ratio_interval,
     newcombe_diff_interval,
+    undefined_when_constant,
     wilson_interval,
 )
 from . import Check, register
@@ -68,6 +70,41 @@ def _validate_common(min_group_size: int, confidence: float, decision_rule: str 
         raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
     if decision_rule is not None and decision_rule not in DECISION_RULES:
         raise ValueError(f"decision_rule must be one of {DECISION_RULES}, got {decision_rule!r}")
+
+
+def _compare_instead(d: int) -> str:
+    return ("compare the outcome test instead: PPV (the hit rate) and FDR by group" if d == 1
+            else "compare NPV and FOR by group instead")
+
+
+def decisions_only_note(ctx: AuditContext) -> str:
+    """A plain statement of which rates mean nothing when every decision is the same."""
+    d = ctx.constant_decision
+    if d is None:
+        return ""
+    which = "positive" if d == 1 else "negative"
+    undefined = ", ".join(LABELS[m] for m in undefined_when_constant(d))
+    trivial = ", ".join(LABELS[m] for m in DECISION_DEPENDENT)
+    return (f"every case received a {which} decision, so {trivial} are the same in every group "
+            f"by construction and say nothing about bias, and {undefined} are undefined (no "
+            f"case received the other decision); {_compare_instead(d)}")
+
+
+def constant_decision_skip(ctx: AuditContext, metric: str) -> str | None:
+    """Why ``metric`` cannot be compared across groups on decisions-only data, or None."""
+    d = ctx.constant_decision
+    if d is None:
+        return None
+    which = "positive" if d == 1 else "negative"
+    if metric in DECISION_DEPENDENT:
+        value = "1" if (metric in ("selection_rate", "tpr", "fpr")) == (d == 1) else "0"
+        return (f"{LABELS[metric]} is {value} in every group by construction (every case "
+                f"received a {which} decision), so it says nothing about bias; "
+                f"{_compare_instead(d)}")
+    if metric in undefined_when_constant(d):
+        return (f"{LABELS[metric]} is undefined in every group (every case received a {which} "
+                f"decision, none the other); {_compare_instead(d)}")
+    return None
 
 
 def compare_groups(ctx: AuditContext, grouping: Grouping, metric: str,
@@ -140,6 +177,9 @@ class GroupMetrics(Check):
                 f"{self.confidence:.0%} {INTERVAL_METHODS['rate']}; "
                 "value undefined (null) where the denominator is 0"))
         n_groups = sum(g.n_groups for g in ctx.groupings(intersections=self.intersections))
+        note = decisions_only_note(ctx)
+        if note:
+            evidence.append(Evidence("decisions only", "text", note[0].upper() + note[1:] + "."))
         if small:
             shown = ", ".join(small[:8]) + (f" and {len(small) - 8} more" if len(small) > 8 else "")
             return self.result(Status.WARN,
@@ -147,7 +187,8 @@ class GroupMetrics(Check):
                                f"fewer than {self.min_group_size} cases: {shown}",
                                metrics=metrics, evidence=evidence)
         return self.result(Status.PASS, f"{n_groups} groups, each with at least "
-                                        f"{self.min_group_size} cases", metrics=metrics,
+                                        f"{self.min_group_size} cases"
+                                        + (f"; note: {note}" if note else ""), metrics=metrics,
                            evidence=evidence)
 
 
@@ -256,6 +297,10 @@ class Disparity(Check):
         return "ok", ""
 
     def run(self, ctx: AuditContext) -> CheckResult:
+        skip = constant_decision_skip(ctx, self.metric)
+        if skip:
+            return self.result(Status.SKIPPED, f"does not apply: {skip}",
+                               metrics={"constant_decision": ctx.constant_decision})
         metrics: dict[str, Any] = {}
         evidence: list[Evidence] = []
         # (intersection?, -|difference|, text): single attributes first, largest gap first
