@@ -238,9 +238,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ._io import sha256_file
     from .errors import InputError
 
-    if not args.prediction_col and not args.score_col:
-        raise InputError("nothing to audit: no --prediction-col or --score-col",
-                         "name the column with the tool's decisions (0/1) and/or its scores")
+    if not args.prediction_col and not args.score_col and not args.model:
+        raise InputError("nothing to audit: no --model, --prediction-col or --score-col",
+                         "name the column with the tool's decisions (0/1) and/or its scores, "
+                         "or pass the model file (--model model.skops)")
+    if args.model and (args.prediction_col or args.score_col):
+        raise InputError("both --model and --prediction-col/--score-col were given",
+                         "audit either the model or the tool's exported columns, not both")
+    model = model_file = None
+    model_info: dict[str, Any] = {}
+    if args.model:
+        from .models import load_model
+        model, model_info = load_model(args.model, trust=args.trust_model)
+        model_file = model_info.get("path")
+    features = [f.strip() for item in args.features or [] for f in item.split(",") if f.strip()]
     data = _read_table(args.data)
     reference = _read_table(args.reference, "reference") if args.reference else None
     ref_groups = dict(_key_value(t, "reference group") for t in args.reference_group or [])
@@ -248,10 +259,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = _run_audit(
         args, data, target=args.target, sensitive=args.sensitive,
         prediction=args.prediction_col, score=args.score_col, threshold=args.threshold,
+        model=model, model_file=model_file, features=features or None,
         positive_label=args.positive_label, reference=reference, reference_groups=ref_groups,
         policy=args.policy, checks=checks, author=args.author, seed=args.seed,
         attestations=_attestations(args.attest),
-        data_source={"file": str(args.data), "file_sha256": sha256_file(args.data)},
+        data_source={"file": str(args.data), "file_sha256": sha256_file(args.data),
+                     **({"model_uri": model_info["uri"]} if "uri" in model_info else {})},
         **_extension_kwargs(args))
     return _finish(args, report, Path(args.out))
 
@@ -349,6 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="audit predictions and scores in a CSV/Parquet file")
     p.add_argument("--data", required=True, help="CSV or Parquet file with one case per row")
     p.add_argument("--target", required=True, help="column with the observed outcome (0/1)")
+    p.add_argument("--model", metavar="FILE|URI",
+                   help="the model to audit: a .skops file or an MLflow URI models:/NAME/VERSION "
+                        "(pickles only with --trust-model)")
+    p.add_argument("--trust-model", action="store_true",
+                   help="load a pickle/joblib model file, or skops types not trusted by default "
+                        "(runs code from the file: only for files you made)")
+    p.add_argument("--features", action="append", metavar="COLS",
+                   help="the model's input columns, comma-separated (default: the model's "
+                        "feature_names_in_)")
     p.add_argument("--prediction-col", help="column with the tool's decision (0/1)")
     p.add_argument("--score-col", help="column with the tool's risk score")
     p.add_argument("--threshold", type=float, default=0.5,
