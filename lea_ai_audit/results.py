@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ._io import atomic_write_bytes, atomic_write_text, sha256_bytes
@@ -384,14 +384,34 @@ class AuditReport:
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``report.json`` and its evidence files into ``directory``, atomically.
 
-        Evidence files go first (each atomically, under ``evidence/``), report.json last, so a
-        reader never sees a report whose files are not there yet. Returns report.json's path.
+        Evidence files go first, each atomically, into the report's own folder under
+        ``evidence/`` (so they never overwrite the files of the report already there);
+        report.json is replaced last, in one step. A reader sees the old report with its files
+        or the new one with its files, never a mix; if the save fails, the old report is intact.
+        Afterwards the evidence folders of replaced reports are removed. Returns report.json's
+        path.
         """
         base = Path(directory)
         for e in self.files():
             if e.content is not None:
                 atomic_write_bytes(base / e.data["path"], e.content)
-        return atomic_write_text(base / REPORT_FILE, self.to_json() + "\n")
+        path = atomic_write_text(base / REPORT_FILE, self.to_json() + "\n")
+        self._remove_stale_evidence(base)
+        return path
+
+    def _remove_stale_evidence(self, base: Path) -> None:
+        """Delete evidence folders that no longer belong to the report in ``base``."""
+        import shutil
+
+        keep = {PurePosixPath(str(e.data.get("path", ""))).parts[:2] for e in self.files()}
+        root = base / "evidence"
+        if not root.is_dir():
+            return
+        for child in root.iterdir():
+            # only folders named like a report id prefix, as lea-ai-audit writes them
+            if (child.is_dir() and ("evidence", child.name) not in keep
+                    and re.fullmatch(r"[0-9a-f]{12}", child.name)):
+                shutil.rmtree(child, ignore_errors=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AuditReport:

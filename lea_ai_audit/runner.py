@@ -58,35 +58,46 @@ def _versions() -> dict[str, Any]:
             "machine": platform.machine(), "libraries": libs}
 
 
-def _place_files(evidence: Sequence[Evidence], req_id: str) -> tuple[Evidence, ...]:
-    """File evidence goes to ``evidence/<requirement>/<file>`` beside report.json."""
+def _place_files(evidence: Sequence[Evidence], req_id: str, report_id: str = ""
+                 ) -> tuple[Evidence, ...]:
+    """File evidence goes to ``evidence/<report>/<requirement>/<file>`` beside report.json.
+
+    The report's own folder means saving a new report never overwrites the files of the one
+    already there: if the save fails half-way, the previous report and its evidence stay intact.
+    """
+    base = f"evidence/{safe_filename(report_id[:12])}" if report_id else "evidence"
     out, seen = [], set()
     for e in evidence:
         if e.kind == "file":
             name = safe_filename(PurePosixPath(str(e.data["path"])).name)
-            path, k = f"evidence/{safe_filename(req_id)}/{name}", 1
+            path, k = f"{base}/{safe_filename(req_id)}/{name}", 1
             while path in seen:  # two files of one check with the same name: keep both
                 k += 1
-                path = f"evidence/{safe_filename(req_id)}/{k}-{name}"
+                path = f"{base}/{safe_filename(req_id)}/{k}-{name}"
             seen.add(path)
             e = replace(e, data={**e.data, "path": path})
         out.append(e)
     return tuple(out)
 
 
-def _apply_requirement(res: CheckResult, req: Any, duration: float) -> CheckResult:
+def _apply_requirement(res: CheckResult, req: Any, duration: float, report_id: str = ""
+                       ) -> CheckResult:
     status = res.status
     if not req.blocking and status is Status.FAIL:
         status = Status.WARN  # a non-blocking requirement's failure is a warning
-    return replace(res, requirement_id=req.id, evidence=_place_files(res.evidence, req.id),
+    return replace(res, requirement_id=req.id,
+                   evidence=_place_files(res.evidence, req.id, report_id),
                    title=req.title, clauses=tuple(req.clauses),
                    blocking=req.blocking, raw_status=res.status, status=status,
                    duration_s=duration)
 
 
-def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None = None
-               ) -> list[CheckResult]:
-    """Run every requirement of ``policy`` over ``ctx``. Exceptions become ERROR results."""
+def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None = None,
+               report_id: str = "") -> list[CheckResult]:
+    """Run every requirement of ``policy`` over ``ctx``. Exceptions become ERROR results.
+
+    ``report_id`` names the folder of the report's evidence files (``evidence/<id>/...``).
+    """
     results = []
     total = len(policy.requirements)
     for i, req in enumerate(policy.requirements):
@@ -103,7 +114,7 @@ def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None
                 message=f"the check could not run: {type(exc).__name__}: {exc}",
                 evidence=(Evidence("traceback", "text", "".join(tb[-6:])),),
                 params=check.params())
-        res = _apply_requirement(res, req, time.perf_counter() - t0)
+        res = _apply_requirement(res, req, time.perf_counter() - t0, report_id)
         results.append(res)
         if progress:
             progress(i + 1, total, req.id, res)
@@ -165,7 +176,8 @@ class Audit:
         t0 = time.perf_counter()
         ctx = self.context(data, reference=reference)
         assert isinstance(self.policy, Policy)
-        results = run_policy(ctx, self.policy, progress=progress)
+        report_id = uuid.uuid4().hex
+        results = run_policy(ctx, self.policy, progress=progress, report_id=report_id)
         data_info: dict[str, Any] = {
             "n_rows": ctx.n, "n_columns": int(ctx.data.shape[1]),
             "columns": [str(c) for c in ctx.data.columns], "sha256": ctx.data_digest,
@@ -182,7 +194,7 @@ class Audit:
             subject["metadata"] = dict(self.metadata)
         return AuditReport(
             checks=tuple(results), status=overall_status(results), schema_version=SCHEMA_VERSION,
-            report_id=uuid.uuid4().hex, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            report_id=report_id, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             author=self.author, seed=self.seed, policy=self.policy.describe(),
             subject=subject, data=data_info, environment=_versions(),
             duration_s=time.perf_counter() - t0)

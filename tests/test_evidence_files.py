@@ -53,9 +53,9 @@ def tiny_frame():
 def test_file_evidence_digest_and_json(tiny_frame):
     rep = _report(tiny_frame)
     files = rep.files()
+    folder = f"evidence/{rep.report_id[:12]}/attach_1"
     assert [e.data["path"] for e in files] == [
-        "evidence/attach_1/plot.png", "evidence/attach_1/2-plot.png",
-        "evidence/attach_1/etc_passwd"]
+        f"{folder}/plot.png", f"{folder}/2-plot.png", f"{folder}/etc_passwd"]
     assert files[0].data["sha256"] == hashlib.sha256(PNG).hexdigest()
     assert files[0].data["size"] == len(PNG)
     # the bytes are not in the JSON, the digest is
@@ -68,7 +68,7 @@ def test_file_evidence_digest_and_json(tiny_frame):
 def test_save_writes_files_and_load_reads_them_back(tmp_path, tiny_frame):
     rep = _report(tiny_frame)
     rep.save(tmp_path)
-    assert (tmp_path / "evidence/attach_1/plot.png").read_bytes() == PNG
+    assert (tmp_path / rep.files()[0].data["path"]).read_bytes() == PNG
     back = AuditReport.load(tmp_path)
     assert back == rep and back.digest() == rep.digest()
     assert back.files()[0].content is None
@@ -80,7 +80,7 @@ def test_save_writes_files_and_load_reads_them_back(tmp_path, tiny_frame):
 def test_changed_evidence_file_is_detected(tmp_path, tiny_frame):
     rep = _report(tiny_frame)
     rep.save(tmp_path)
-    (tmp_path / "evidence/attach_1/plot.png").write_bytes(PNG + b"x")
+    (tmp_path / rep.files()[0].data["path"]).write_bytes(PNG + b"x")
     with pytest.raises(ReportError, match="does not match its digest"):
         AuditReport.load(tmp_path).files()[0].read(tmp_path)
 
@@ -106,3 +106,24 @@ def test_digest_covers_the_files(tiny_frame):
                                        ("é.png", "png"), ("x" * 300, "x" * 120)])
 def test_safe_filename(name, want):
     assert safe_filename(name) == want
+
+
+def test_new_report_never_overwrites_the_old_reports_files(tmp_path, tiny_frame):
+    old = _report(tiny_frame)
+    old.save(tmp_path)
+    new = _report(tiny_frame)
+    assert new.report_id != old.report_id
+    # a save that fails after writing the evidence but before report.json: old report intact
+    (tmp_path / "report.json").rename(tmp_path / "keep.json")
+    (tmp_path / "report.json").mkdir()
+    with pytest.raises(ReportError):
+        new.save(tmp_path)
+    (tmp_path / "report.json").rmdir()
+    (tmp_path / "keep.json").rename(tmp_path / "report.json")
+    back = AuditReport.load(tmp_path)
+    assert back == old and back.files()[0].read(tmp_path) == PNG
+    # a successful save replaces the report and removes the old report's evidence folder
+    new.save(tmp_path)
+    assert AuditReport.load(tmp_path) == new
+    folders = sorted(p.name for p in (tmp_path / "evidence").iterdir())
+    assert folders == [new.report_id[:12]]
