@@ -29,11 +29,44 @@ import yaml
 from ._resources import shipped_dir
 from .errors import InputError, PolicyError
 
-__all__ = ["DEFAULT_POLICY", "Policy", "Requirement", "list_policies", "load_policy"]
+__all__ = ["DEFAULT_POLICY", "SIGNOFF_DEFAULTS", "Policy", "Requirement", "list_policies",
+           "load_policy"]
 
 DEFAULT_POLICY = "eu-council-2020-internal-security"
 _SETTINGS = ("min_group_size", "confidence", "decision_rule", "intersections")
 _REQ_KEYS = {"id", "title", "clauses", "quote", "check", "params", "blocking", "description"}
+#: the sign-off rule of a pack (``signoff:``) and its defaults: the four-eyes principle
+SIGNOFF_DEFAULTS: dict[str, Any] = {"min_approvals": 2, "required_roles": [],
+                                    "author_may_approve": False, "max_age_days": None}
+
+
+def _parse_signoff(data: Any, pid: str) -> dict[str, Any]:
+    if data is None:
+        return dict(SIGNOFF_DEFAULTS)
+    if not isinstance(data, Mapping) or set(data) - set(SIGNOFF_DEFAULTS):
+        raise PolicyError(f"policy {pid!r}: signoff may only set "
+                          f"{', '.join(SIGNOFF_DEFAULTS)}", "remove the other keys")
+    rule = {**SIGNOFF_DEFAULTS, **data}
+    n = rule["min_approvals"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise PolicyError(f"policy {pid!r}: signoff.min_approvals must be a whole number >= 1, "
+                          f"got {n!r}", "write e.g. min_approvals: 2")
+    roles = rule["required_roles"]
+    if isinstance(roles, str):
+        roles = [roles]
+    if not isinstance(roles, Sequence) or not all(isinstance(r, str) and r for r in roles):
+        raise PolicyError(f"policy {pid!r}: signoff.required_roles must be a list of role names",
+                          "write e.g. required_roles: [data-protection-officer]")
+    rule["required_roles"] = list(roles)
+    if not isinstance(rule["author_may_approve"], bool):
+        raise PolicyError(f"policy {pid!r}: signoff.author_may_approve must be true or false",
+                          "write author_may_approve: false")
+    age = rule["max_age_days"]
+    if age is not None and (isinstance(age, bool) or not isinstance(age, (int, float))
+                            or age <= 0):
+        raise PolicyError(f"policy {pid!r}: signoff.max_age_days must be a positive number",
+                          "write e.g. max_age_days: 365, or leave it out")
+    return rule
 
 
 @dataclass(frozen=True)
@@ -67,6 +100,7 @@ class Policy:
     description: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
     path: str | None = None
+    signoff: Mapping[str, Any] = field(default_factory=lambda: dict(SIGNOFF_DEFAULTS))
 
     def select(self, prefixes: Iterable[str] | None) -> Policy:
         """The requirements whose check id or requirement id starts with one of ``prefixes``."""
@@ -86,7 +120,8 @@ class Policy:
     def describe(self) -> dict[str, Any]:
         """Id, version, title and source, for the report."""
         return {"id": self.id, "version": self.version, "title": self.title,
-                "source": self.source, "path": self.path, "settings": dict(self.settings)}
+                "source": self.source, "path": self.path, "settings": dict(self.settings),
+                "signoff": dict(self.signoff)}
 
 
 def _policy_files() -> dict[str, Path]:
@@ -165,7 +200,8 @@ def _parse(data: Any, where: str) -> Policy:
                                 description=str(r.get("description", ""))))
     return Policy(id=pid, version=str(data["version"]), title=str(data["title"]),
                   requirements=tuple(reqs), source=str(data.get("source", "")),
-                  description=str(data.get("description", "")), settings=dict(settings))
+                  description=str(data.get("description", "")), settings=dict(settings),
+                  signoff=_parse_signoff(data.get("signoff"), pid))
 
 
 def load_policy(policy: str | os.PathLike[str] | Mapping[str, Any] | Policy | None = None

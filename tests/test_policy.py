@@ -111,3 +111,38 @@ def test_select_by_prefix() -> None:
     assert len(sub.requirements) < len(p.requirements)
     with pytest.raises(InputError, match="no requirement"):
         p.select(["zzz"])
+
+
+def _pack(**extra):
+    return {"id": "p", "version": "1", "title": "t",
+            "requirements": [{"id": "r", "clauses": ["x"], "check": "fairness.group_metrics"}],
+            **extra}
+
+
+def test_signoff_rule_defaults_and_travels_in_the_report() -> None:
+    from lea_ai_audit.policy import SIGNOFF_DEFAULTS, load_policy
+
+    assert load_policy(_pack()).signoff == SIGNOFF_DEFAULTS
+    p = load_policy(_pack(signoff={"min_approvals": 3,
+                                   "required_roles": "data-protection-officer"}))
+    assert p.signoff["min_approvals"] == 3
+    assert p.signoff["required_roles"] == ["data-protection-officer"]
+    assert p.describe()["signoff"]["min_approvals"] == 3
+    assert load_policy().signoff["min_approvals"] == 2
+
+
+@pytest.mark.parametrize("rule,fragment", [
+    ({"min_approvals": 0}, "min_approvals must be a whole number"),
+    ({"min_approvals": True}, "min_approvals must be a whole number"),
+    ({"required_roles": [1]}, "required_roles must be a list"),
+    ({"author_may_approve": "yes"}, "author_may_approve must be true or false"),
+    ({"max_age_days": -1}, "max_age_days must be a positive number"),
+    ({"quorum": 2}, "signoff may only set"),
+    ("two", "signoff may only set"),
+])
+def test_bad_signoff_rule(rule, fragment) -> None:
+    from lea_ai_audit.errors import PolicyError
+    from lea_ai_audit.policy import load_policy
+
+    with pytest.raises(PolicyError, match=fragment):
+        load_policy(_pack(signoff=rule))
