@@ -12,7 +12,8 @@ from lea_ai_audit import available_checks, list_policies, load_policy
 from lea_ai_audit.errors import InputError, PolicyError
 from lea_ai_audit.policy import DEFAULT_POLICY
 
-CLAUSE = re.compile(r"^(Council 13083/1/20 §(2[4-9]|3[01])|AI Act (Art\. \d+|Annex [IVX]+)|GDPR Art\. \d+).*")
+CLAUSE = re.compile(r"^(Council 13083/1/20 §(2[4-9]|3[01])|AI Act (Art\. \d+|Annex [IVX]+)"
+                    r"|GDPR Art\. \d+).*")
 
 
 def test_default_pack_loads_and_cites_clauses() -> None:
@@ -26,7 +27,8 @@ def test_default_pack_loads_and_cites_clauses() -> None:
         assert r.check in checks
         assert r.clauses, r.id
         for c in r.clauses:
-            assert CLAUSE.match(c), f"{r.id}: clause {c!r} is not a Council §24-31, AI Act or GDPR cite"
+            assert CLAUSE.match(c), (f"{r.id}: clause {c!r} is not a Council §24-31, AI Act or "
+                                     "GDPR cite")
         assert r.quote or r.description, f"{r.id} has neither a quote nor a description"
 
 
