@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Audits run by the tests do not log to MLflow (it would write mlflow.db wherever a test runs
+# and add seconds to every CLI call); tests/tracking turns it on and logs to real stores.
+os.environ.setdefault("LEA_AUDIT_TRACKING", "off")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"

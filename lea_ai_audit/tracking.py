@@ -1,0 +1,883 @@
+"""MLflow: every audit logged as a run; sync of reports that could not be logged; registry tags.
+
+A report directory (``report.json``, its ``evidence/`` and the model cards) becomes one MLflow
+run: params (policy, thresholds, sample sizes), metrics (every number of every result, under
+MLflow-legal names), tags (status, policy, digests, author, report id) and artifacts (the
+directory's files at the same relative paths, so downloaded artifacts are again a report
+directory). The run is nested under the active run when a training pipeline has one open.
+
+Where runs go
+-------------
+1. ``tracking_uri=`` when given (``lea-audit --tracking-uri``);
+2. the active run's tracking URI, when a run is open (the audit is nested under it);
+3. ``MLFLOW_TRACKING_URI`` or ``mlflow.set_tracking_uri(...)``;
+4. otherwise a local store ``sqlite:///~/.lea-ai-audit/mlflow.db`` with artifacts in
+   ``~/.lea-ai-audit/artifacts`` (``LEA_AUDIT_HOME`` moves that folder). Browse it with
+   ``mlflow ui --backend-store-uri sqlite:///$HOME/.lea-ai-audit/mlflow.db``.
+
+The experiment is ``MLFLOW_EXPERIMENT_NAME`` or ``lea-ai-audit``. ``LEA_AUDIT_TRACKING=off``
+turns the default logging of :func:`lea_ai_audit.audit` off (an explicit URI still logs).
+
+Nothing is lost: when the server cannot be reached (short timeouts, one retry), the report
+stays in its directory with a marker ``mlflow.pending.json``, and ``lea-audit sync DIR``
+uploads it later. A logged directory gets a sidecar ``mlflow.json`` (tracking URI, experiment
+and run id); report.json itself is never modified (it may be signed). A report is logged once:
+its ``lea.report_id`` tag is looked up first, so a repeated sync does not duplicate runs.
+
+Examples
+--------
+>>> from lea_ai_audit.tracking import log_report              # doctest: +SKIP
+>>> res = log_report("audit/", tracking_uri="http://127.0.0.1:5000")
+>>> res.logged, res.run_id
+(True, '3f2a...')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ._io import atomic_write_text
+from .errors import InputError
+
+__all__ = [
+    "DEFAULT_EXPERIMENT",
+    "PENDING_FILE",
+    "SIDECAR_FILE",
+    "TrackingResult",
+    "TrackingWarning",
+    "default_tracking_uri",
+    "find_run",
+    "log_report",
+    "log_signoff",
+    "metric_name",
+    "record_gate",
+    "report_metrics",
+    "report_params",
+    "report_tags",
+    "resolve_tracking_uri",
+    "spool_dir",
+    "sync",
+    "tracking_disabled",
+]
+
+DEFAULT_EXPERIMENT = "lea-ai-audit"
+SIDECAR_FILE = "mlflow.json"
+PENDING_FILE = "mlflow.pending.json"
+CARD_FILES = ("card.html", "card.md", "card.json")
+TRACKING_ENV = "LEA_AUDIT_TRACKING"
+HOME_ENV = "LEA_AUDIT_HOME"
+#: MLflow's limits (mlflow.utils.validation)
+MAX_KEY = 250
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+_BATCH_PARAMS = _BATCH_TAGS = 100
+_BATCH_METRICS = 1000
+#: short HTTP timeouts unless the user set MLflow's own variables
+_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+class TrackingWarning(UserWarning):
+    """An audit could not be logged to MLflow (the report is kept; see the message)."""
+
+
+@dataclass(frozen=True)
+class TrackingResult:
+    """What :func:`log_report` did.
+
+    ``logged`` is True when the run holds the report; otherwise ``pending`` is the marker
+    that ``lea-audit sync`` reads and ``message`` says why and what to do.
+    """
+
+    logged: bool
+    report_dir: str
+    tracking_uri: str
+    run_id: str | None = None
+    experiment_id: str | None = None
+    message: str = ""
+    pending: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# -- configuration -----------------------------------------------------------------------------
+def home_dir() -> Path:
+    """``LEA_AUDIT_HOME`` or ``~/.lea-ai-audit``: the default store and the spool."""
+    env = os.environ.get(HOME_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".lea-ai-audit"
+
+
+def spool_dir() -> Path:
+    """Where reports of ``audit()`` calls without ``out=`` wait when MLflow is unreachable."""
+    return home_dir() / "pending"
+
+
+def default_tracking_uri() -> str:
+    """The local store used when no tracking URI is set: ``sqlite:///<home>/mlflow.db``."""
+    return f"sqlite:///{(home_dir() / 'mlflow.db').resolve()}"
+
+
+def tracking_disabled() -> bool:
+    """True when ``LEA_AUDIT_TRACKING`` is ``off`` (or 0/false/no)."""
+    return os.environ.get(TRACKING_ENV, "").strip().lower() in {"off", "0", "false", "no"}
+
+
+def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    """The tracking URI to log to (see the module docstring for the order)."""
+    if tracking_uri:
+        return str(tracking_uri)
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    import mlflow
+    from mlflow.tracking import is_tracking_uri_set
+
+    if is_tracking_uri_set():
+        return str(mlflow.get_tracking_uri())
+    return default_tracking_uri()
+
+
+@contextlib.contextmanager
+def _short_timeouts() -> Iterator[None]:
+    """MLflow's HTTP retries and timeout made short, unless the user set them."""
+    added = [k for k in _HTTP_DEFAULTS if k not in os.environ]
+    for k in added:
+        os.environ[k] = _HTTP_DEFAULTS[k]
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
+def _client(uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _experiment_id(client: Any, uri: str, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage != "active":
+            client.restore_experiment(exp.experiment_id)
+        return str(exp.experiment_id)
+    location = None
+    if uri == default_tracking_uri():  # keep artifacts beside the store, not in the cwd
+        location = (home_dir() / "artifacts").resolve().as_uri()
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except MlflowException:  # created meanwhile by another process
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
+
+
+# -- names and values --------------------------------------------------------------------------
+_ILLEGAL = re.compile(r"[^\w.\- /]")
+
+
+def metric_name(name: str, *, taken: set[str] | None = None) -> str:
+    """``name`` made legal for MLflow (metric, param or tag key), unique among ``taken``.
+
+    MLflow accepts letters, digits, ``_ - . /`` and spaces, at most 250 characters, and no
+    name that a path normalisation would change (``a//b``, ``./a``, ``a/..``). Other
+    characters become ``_``; a long name is cut and ends with a digest of the original, so
+    two long names stay apart. The result is added to ``taken``.
+
+    Examples
+    --------
+    >>> metric_name("fpr/ethnicity & sex/minority_a & female")
+    'fpr/ethnicity _ sex/minority_a _ female'
+    >>> seen = set(); metric_name("a:b", taken=seen), metric_name("a;b", taken=seen)
+    ('a_b', 'a_b_2')
+    """
+    text = _ILLEGAL.sub("_", str(name))
+    parts = []
+    for seg in text.split("/"):
+        if not seg:
+            continue
+        parts.append("_" if seg in (".", "..") else seg)
+    out = "/".join(parts) or "_"
+    if out.startswith(".."):
+        out = "_" + out
+    if len(out) > MAX_KEY:
+        digest = hashlib.sha256(str(name).encode("utf-8")).hexdigest()[:10]
+        out = out[:MAX_KEY - 12].rstrip("/") + "_" + digest
+    if taken is not None:
+        base, k = out, 1
+        while out in taken:
+            k += 1
+            suffix = f"_{k}"
+            out = base[:MAX_KEY - len(suffix)].rstrip("/") + suffix
+        taken.add(out)
+    return out
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        f = float(value)
+        return f if f == f and abs(f) != float("inf") else None
+    return None
+
+
+def _report_of(report: Any) -> Any:
+    from .results import AuditReport
+
+    if isinstance(report, AuditReport):
+        return report
+    return AuditReport.load(report)
+
+
+def report_metrics(report: Any) -> dict[str, float]:
+    """Every number of the report under a unique MLflow-legal name.
+
+    ``<requirement>/<metric>`` for each result (undefined values are left out), and
+    ``audit/...``: whether the gate would open, counts per status, rows, duration.
+
+    Examples
+    --------
+    >>> m = report_metrics(report)                                    # doctest: +SKIP
+    >>> m["fpr-parity/fpr/ethnicity/minority_a"]                      # doctest: +SKIP
+    0.5243
+    """
+    rep = _report_of(report)
+    taken: set[str] = set()
+    out: dict[str, float] = {}
+    out[metric_name("audit/passed", taken=taken)] = 1.0 if rep.passed else 0.0
+    for status, n in rep.counts().items():
+        out[metric_name(f"audit/n_{status}", taken=taken)] = float(n)
+    n_rows = _number(rep.data.get("n_rows"))
+    if n_rows is not None:
+        out[metric_name("audit/n_rows", taken=taken)] = n_rows
+    out[metric_name("audit/duration_s", taken=taken)] = float(rep.duration_s)
+    for c in rep.checks:
+        for key, value in c.metrics.items():
+            v = _number(value)
+            if v is not None:
+                out[metric_name(f"{c.requirement_id}/{key}", taken=taken)] = v
+    return out
+
+
+def _flat(prefix: str, value: Any, out: dict[str, str]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flat(f"{prefix}.{k}", v, out)
+    elif value is not None:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        out[prefix] = text
+
+
+def report_params(report: Any) -> dict[str, str]:
+    """Params of the run: policy, seed, sample sizes, threshold, and every check's parameters.
+
+    Check parameters are ``<requirement>.<param>``; values longer than MLflow allows are cut.
+    """
+    rep = _report_of(report)
+    raw: dict[str, str] = {}
+    _flat("policy.id", rep.policy.get("id"), raw)
+    _flat("policy.version", rep.policy.get("version"), raw)
+    _flat("policy.settings", rep.policy.get("settings") or {}, raw)
+    _flat("seed", rep.seed, raw)
+    _flat("data.n_rows", rep.data.get("n_rows"), raw)
+    ref = rep.data.get("reference")
+    if isinstance(ref, Mapping):
+        _flat("data.reference.n_rows", ref.get("n_rows"), raw)
+    for key in ("threshold", "prediction_source", "target", "positive_label"):
+        _flat(f"subject.{key}", rep.subject.get(key), raw)
+    sens = rep.subject.get("sensitive")
+    if sens:
+        raw["subject.sensitive"] = ", ".join(str(s) for s in sens)
+    for c in rep.checks:
+        raw[f"{c.requirement_id}.check"] = c.check_id
+        for k, v in c.params.items():
+            _flat(f"{c.requirement_id}.{k}", v, raw)
+    taken: set[str] = set()
+    return {metric_name(k, taken=taken): v[:MAX_PARAM_VALUE] for k, v in raw.items()}
+
+
+def _summary_note(rep: Any) -> str:
+    lines = [f"lea-ai-audit: the audit {rep.status.value.upper()} against policy "
+             f"{rep.policy.get('id')} {rep.policy.get('version')} "
+             f"({rep.data.get('n_rows')} cases).", ""]
+    for c in rep.checks:
+        lines.append(f"- {c.status.value.upper()} {c.requirement_id} "
+                     f"({'; '.join(c.clauses)}): {c.message}")
+    return "\n".join(lines)[:MAX_TAG_VALUE]
+
+
+def report_tags(report: Any) -> dict[str, str]:
+    """Tags of the run: overall status, policy, report id and digest, data and model digests,
+    author, and the status of each requirement (``lea.requirement.<id>``)."""
+    rep = _report_of(report)
+    tags: dict[str, str] = {
+        "lea.status": rep.status.value,
+        "lea.passed": "true" if rep.passed else "false",
+        "lea.report_id": rep.report_id,
+        "lea.report.sha256": rep.digest(),
+        "lea.report.created_at": rep.created_at,
+        "lea.schema_version": rep.schema_version,
+    }
+    raw: dict[str, str] = {}
+    _flat("lea.policy.id", rep.policy.get("id"), raw)
+    _flat("lea.policy.version", rep.policy.get("version"), raw)
+    _flat("lea.author", rep.author, raw)
+    _flat("lea.data.sha256", rep.data.get("sha256"), raw)
+    ref = rep.data.get("reference")
+    if isinstance(ref, Mapping):
+        _flat("lea.data.reference.sha256", ref.get("sha256"), raw)
+    source = rep.data.get("source")
+    if isinstance(source, Mapping):
+        _flat("lea.data.source", source, raw)
+    model = rep.subject.get("model")
+    if isinstance(model, Mapping):
+        _flat("lea.model", model, raw)
+    for c in rep.checks:
+        raw[f"lea.requirement.{c.requirement_id}"] = c.status.value
+    tags.update(raw)
+    tags["mlflow.runName"] = (f"audit {rep.policy.get('id', '')} {rep.status.value.upper()} "
+                              f"{rep.created_at}").strip()
+    tags["mlflow.note.content"] = _summary_note(rep)
+    taken: set[str] = set()
+    return {(k if k.startswith("mlflow.") else metric_name(k, taken=taken)):
+            str(v)[:MAX_TAG_VALUE] for k, v in tags.items()}
+
+
+# -- logging -----------------------------------------------------------------------------------
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _log_values(client: Any, run_id: str, *, params: Mapping[str, str],
+                metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
+    import time
+
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    for chunk in _chunks([Param(k, v) for k, v in params.items()], _BATCH_PARAMS):
+        client.log_batch(run_id, params=chunk)
+    for chunk in _chunks([RunTag(k, v) for k, v in tags.items()], _BATCH_TAGS):
+        client.log_batch(run_id, tags=chunk)
+    for chunk in _chunks([Metric(k, v, now, 0) for k, v in metrics.items()], _BATCH_METRICS):
+        client.log_batch(run_id, metrics=chunk)
+
+
+def _artifact_files(base: Path, rep: Any) -> list[tuple[Path, str]]:
+    """(file, artifact folder) for report.json, the cards, evidence files and sign-offs."""
+    files: list[tuple[Path, str]] = [(base / "report.json", "")]
+    files += [(base / name, "") for name in CARD_FILES if (base / name).is_file()]
+    for e in rep.files():
+        rel = Path(str(e.data.get("path", "")))
+        p = (base / rel).resolve()
+        if base.resolve() in p.parents and p.is_file():
+            files.append((p, rel.parent.as_posix()))
+    sign = base / "signoffs"
+    if sign.is_dir():
+        files += [(p, "signoffs") for p in sorted(sign.glob("*.json")) if p.is_file()]
+    return files
+
+
+def _write_cards_if_missing(base: Path, rep: Any, tmp: Path) -> list[tuple[Path, str]]:
+    """Cards missing from ``base`` are rendered into ``tmp`` (``base`` is not changed)."""
+    missing = [n for n in CARD_FILES if not (base / n).is_file()]
+    if not missing:
+        return []
+    from .cards import write_cards
+
+    formats = [n.split(".", 1)[1] for n in missing]
+    paths = write_cards(rep, tmp, report_dir=base, formats=formats)
+    return [(Path(p), "") for p in paths.values()]
+
+
+def find_run(report_id: str, *, tracking_uri: str | None = None,
+             experiment: str | None = None) -> Any:
+    """The finished MLflow run of report ``report_id`` (``mlflow.entities.Run``) or None.
+
+    Examples
+    --------
+    >>> run = find_run(report.report_id, tracking_uri=uri)           # doctest: +SKIP
+    >>> run.data.tags["lea.status"]                                  # doctest: +SKIP
+    'fail'
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    with _short_timeouts():
+        client = _client(uri)
+        exp = client.get_experiment_by_name(
+            experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
+        ids = [exp.experiment_id] if exp is not None else []
+        return _find_logged(client, ids, report_id)
+
+
+def _find_logged(client: Any, experiment_ids: list[str], report_id: str) -> Any:
+    if not experiment_ids or not re.fullmatch(r"[0-9a-zA-Z_-]+", report_id or ""):
+        return None
+    runs = client.search_runs(experiment_ids,
+                              filter_string=f"tags.`lea.report_id` = '{report_id}' "
+                                            "and attributes.status = 'FINISHED'",
+                              max_results=1)
+    return runs[0] if runs else None
+
+
+def _write_pending(base: Path, info: dict[str, Any]) -> Path:
+    path = base / PENDING_FILE
+    old: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        old = json.loads(path.read_text(encoding="utf-8"))
+    return atomic_write_text(path, json.dumps({**old, **info}, indent=2, ensure_ascii=False)
+                             + "\n")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first[:300]}"
+
+
+def log_report(report_dir: str | os.PathLike[str], *, tracking_uri: str | None = None,
+               experiment: str | None = None, parent_run_id: str | None = None,
+               nested: bool = True, run_name: str | None = None) -> TrackingResult:
+    """Log the report in ``report_dir`` as an MLflow run; never raises for an unreachable server.
+
+    Parameters
+    ----------
+    report_dir : path
+        A directory written by ``lea-audit run`` or ``audit(..., out=...)``.
+    tracking_uri : str, optional
+        Where to log; default see the module docstring.
+    experiment : str, optional
+        Experiment name; default ``MLFLOW_EXPERIMENT_NAME`` or ``lea-ai-audit``.
+    parent_run_id : str, optional
+        Nest the run under this run. By default (``nested=True``) under the active run.
+    run_name : str, optional
+        Default ``audit <policy> <STATUS> <time>``.
+
+    Returns
+    -------
+    TrackingResult
+        ``logged`` and ``run_id``; when not logged, ``pending`` names the marker written in
+        ``report_dir`` and ``message`` says how to upload it later (``lea-audit sync``).
+
+    Raises
+    ------
+    lea_ai_audit.errors.ReportError
+        When ``report_dir`` holds no readable report.
+
+    Examples
+    --------
+    >>> res = log_report("audit", tracking_uri="sqlite:///mlflow.db")   # doctest: +SKIP
+    >>> res.logged
+    True
+    """
+    import tempfile
+
+    base = Path(report_dir)
+    rep = _report_of(base)
+    exp_name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    exp_id: str | None = None
+    import mlflow
+
+    active = mlflow.active_run() if nested and not parent_run_id else None
+    if active is not None and not tracking_uri:
+        uri = str(mlflow.get_tracking_uri())
+        parent_run_id, exp_id = active.info.run_id, str(active.info.experiment_id)
+    else:
+        uri = resolve_tracking_uri(tracking_uri)
+    run_id: str | None = None
+    try:
+        with _short_timeouts(), tempfile.TemporaryDirectory(prefix="lea-card-") as tmp:
+            client = _client(uri)
+            if exp_id is None:
+                exp_id = _experiment_id(client, uri, exp_name)
+            found = _find_logged(client, [exp_id], rep.report_id)
+            if found is not None:  # already logged (e.g. a sync after a lost sidecar)
+                run_id = found.info.run_id
+                _log_signoff_files(client, run_id, base)
+            else:
+                tags = report_tags(rep)
+                if run_name:
+                    tags["mlflow.runName"] = run_name
+                if parent_run_id:
+                    tags["mlflow.parentRunId"] = parent_run_id
+                run = client.create_run(exp_id, tags={"lea.report_id": rep.report_id})
+                run_id = run.info.run_id
+                _log_values(client, run_id, params=report_params(rep),
+                            metrics=report_metrics(rep), tags=tags)
+                files = _artifact_files(base, rep) + _write_cards_if_missing(base, rep,
+                                                                            Path(tmp))
+                for path, folder in files:
+                    client.log_artifact(run_id, str(path), folder or None)
+                _log_signoff_tags(client, run_id, base)
+                client.set_terminated(run_id, "FINISHED")
+    except Exception as exc:  # unreachable server, refused write, ...: keep the report
+        if run_id is not None:
+            with contextlib.suppress(Exception), _short_timeouts():
+                _client(uri).set_terminated(run_id, "FAILED")
+        marker = _write_pending(base, {
+            "report_id": rep.report_id, "tracking_uri": uri, "experiment": exp_name,
+            "parent_run_id": parent_run_id, "reason": _reason(exc),
+            "failed_at": datetime.now(UTC).isoformat(timespec="seconds")})
+        msg = (f"MLflow at {_safe_uri(uri)} could not be reached ({_reason(exc)}); the report "
+               f"is kept in {base} — upload it later with `lea-audit sync {base}`")
+        return TrackingResult(False, str(base), uri, message=msg, pending=str(marker))
+    atomic_write_text(base / SIDECAR_FILE, json.dumps(
+        {"tracking_uri": _safe_uri(uri), "experiment_id": exp_id, "run_id": run_id,
+         "report_id": rep.report_id,
+         "logged_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2) + "\n")
+    with contextlib.suppress(FileNotFoundError):
+        (base / PENDING_FILE).unlink()
+    return TrackingResult(True, str(base), uri, run_id=run_id, experiment_id=exp_id,
+                          message=f"MLflow run {run_id} (experiment {exp_id}) at "
+                                  f"{_safe_uri(uri)}")
+
+
+def _safe_uri(uri: str) -> str:
+    """``uri`` without a password (``https://user:secret@host`` -> ``https://user:***@host``)."""
+    return re.sub(r"(//[^/:@]+):[^/@]+@", r"\1:***@", uri)
+
+
+# -- sign-offs ---------------------------------------------------------------------------------
+def _signoff_name(record: Mapping[str, Any]) -> str:
+    canon = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:12]
+
+
+def _log_signoff_record(client: Any, run_id: str, record: Mapping[str, Any]) -> None:
+    key = _signoff_name(record)
+    client.log_text(run_id, json.dumps(record, indent=2, ensure_ascii=False, default=str),
+                    f"signoffs/{key}.json")
+    text = (f"{record.get('decision', '?')} by {record.get('reviewer', '?')} "
+            f"({record.get('role', '?')}) at {record.get('signed_at', '?')}")
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(f"lea.signoff.{key}", text[:MAX_TAG_VALUE]),
+                                   RunTag("lea.signoff.latest", text[:MAX_TAG_VALUE])])
+
+
+def _signoff_records(base: Path) -> list[dict[str, Any]]:
+    sign = base / "signoffs"
+    if not sign.is_dir():
+        return []
+    return [r for p in sorted(sign.glob("*.json")) if (r := _read_json(p))]
+
+
+def _log_signoff_tags(client: Any, run_id: str, base: Path) -> None:
+    from mlflow.entities import RunTag
+
+    tags = []
+    for r in _signoff_records(base):
+        text = (f"{r.get('decision', '?')} by {r.get('reviewer', '?')} ({r.get('role', '?')}) "
+                f"at {r.get('signed_at', '?')}")
+        tags.append(RunTag(f"lea.signoff.{_signoff_name(r)}", text[:MAX_TAG_VALUE]))
+    for chunk in _chunks(tags, _BATCH_TAGS):
+        client.log_batch(run_id, tags=chunk)
+
+
+def _log_signoff_files(client: Any, run_id: str, base: Path) -> None:
+    for r in _signoff_records(base):
+        _log_signoff_record(client, run_id, r)
+
+
+def log_signoff(report_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> bool:
+    """Log a sign-off ``record`` to the report's MLflow run (artifact ``signoffs/<digest>.json``
+    and tags ``lea.signoff.<digest>``, ``lea.signoff.latest``).
+
+    The run is the one in ``<report_dir>/mlflow.json``. Returns False (never raises) when the
+    report was not logged or MLflow cannot be reached; then a ``mlflow.pending.json`` marker is
+    left (unless tracking is off and the report was never logged) and ``lea-audit sync`` logs
+    every record in ``<report_dir>/signoffs/`` later.
+
+    Examples
+    --------
+    >>> log_signoff("audit", {"reviewer": "A. Officer", "role": "dpo",
+    ...                       "decision": "approve", "signed_at": "2026-01-01T10:00:00+00:00"})
+    True                                                                # doctest: +SKIP
+    """
+    base = Path(report_dir)
+    side = _read_json(base / SIDECAR_FILE)
+    if not side.get("run_id") or not side.get("tracking_uri"):
+        if (base / PENDING_FILE).exists():
+            _write_pending(base, {"signoffs_pending": True})
+        return False
+    uri = str(side["tracking_uri"])
+    if "***@" in uri:  # the password was not stored: use the same URI from the environment
+        uri = resolve_tracking_uri(None)
+    try:
+        with _short_timeouts():
+            _log_signoff_record(_client(uri), str(side["run_id"]), dict(record))
+    except Exception as exc:
+        _write_pending(base, {"signoffs_pending": True, "reason": _reason(exc),
+                              "report_id": side.get("report_id"), "tracking_uri": uri,
+                              "failed_at": datetime.now(UTC).isoformat(timespec="seconds")})
+        return False
+    return True
+
+
+# -- sync --------------------------------------------------------------------------------------
+def _report_dirs(directory: Path) -> list[Path]:
+    found = set()
+    if (directory / "report.json").is_file():
+        found.add(directory)
+    for p in directory.rglob("report.json"):
+        if ".lea-" not in str(p.parent):
+            found.add(p.parent)
+    return sorted(found)
+
+
+def sync(directory: str | os.PathLike[str] | None = None, *, tracking_uri: str | None = None,
+         experiment: str | None = None) -> list[TrackingResult]:
+    """Upload every report under ``directory`` that is not in MLflow yet.
+
+    A report directory is uploaded when it has a ``mlflow.pending.json`` marker (logging
+    failed, or sign-offs wait) or no ``mlflow.json`` sidecar (never logged, e.g. ``--no-track``).
+    Default ``directory``: the spool of :func:`lea_ai_audit.audit` calls without ``out=``.
+    The URI is ``tracking_uri``, else the one in the marker, else the default.
+
+    Examples
+    --------
+    >>> [r.logged for r in sync("audits/", tracking_uri=uri)]          # doctest: +SKIP
+    [True, True]
+    """
+    root = Path(directory) if directory is not None else spool_dir()
+    if not root.is_dir():
+        raise InputError(f"{str(root)!r} is not a directory",
+                         "pass the folder holding report directories (e.g. the --out of run)")
+    results = []
+    for base in _report_dirs(root):
+        marker = _read_json(base / PENDING_FILE)
+        if not marker and (base / SIDECAR_FILE).is_file():
+            continue
+        uri = tracking_uri or marker.get("tracking_uri") or None
+        side = _read_json(base / SIDECAR_FILE)
+        if marker.get("signoffs_pending") and side.get("run_id") and not tracking_uri:
+            uri = uri or side.get("tracking_uri")
+        results.append(log_report(base, tracking_uri=uri,
+                                  experiment=experiment or marker.get("experiment"),
+                                  parent_run_id=marker.get("parent_run_id"), nested=False))
+    return results
+
+
+# -- audit() integration -----------------------------------------------------------------------
+def track_report(report: Any, *, out: str | os.PathLike[str] | None,
+                 track: bool | str = True) -> TrackingResult | None:
+    """Used by :func:`lea_ai_audit.audit`: log ``report`` (saved in ``out``) if tracking is on.
+
+    Without ``out`` the report is written to a temporary directory for the upload; if that
+    fails it is moved to :func:`spool_dir` (``lea-audit sync`` uploads it later). A failure is
+    a :class:`TrackingWarning`, never an exception.
+    """
+    if track is False or (track is True and tracking_disabled()):
+        return None
+    uri = track if isinstance(track, str) else None
+    if out is not None:
+        res = log_report(out, tracking_uri=uri)
+    else:
+        import shutil
+        import tempfile
+
+        from .cards import write_cards
+
+        with tempfile.TemporaryDirectory(prefix="lea-audit-") as tmp:
+            report.save(tmp)
+            write_cards(report, tmp, report_dir=tmp)
+            res = log_report(tmp, tracking_uri=uri)
+            if not res.logged:
+                dest = spool_dir() / report.report_id
+                shutil.copytree(tmp, dest, dirs_exist_ok=True)
+                msg = res.message.replace(str(tmp), str(dest))
+                res = TrackingResult(False, str(dest), res.tracking_uri, message=msg,
+                                     pending=str(dest / PENDING_FILE))
+    if not res.logged:
+        warnings.warn(res.message, TrackingWarning, stacklevel=3)
+    return res
+
+
+# -- model registry ----------------------------------------------------------------------------
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
+
+
+def parse_model_uri(uri: str) -> tuple[str, str]:
+    """``models:/NAME/VERSION`` -> (name, version); :class:`InputError` for anything else."""
+    m = _MODEL_URI.match(str(uri).strip())
+    if not m:
+        raise InputError(f"model URI {uri!r} is not of the form models:/NAME/VERSION",
+                         "name the registered model and its version number, e.g. "
+                         "models:/triage/3")
+    return m.group("name"), m.group("version")
+
+
+def record_gate(model_uri: str, report: Any, *, opened: bool, reasons: list[str] | None = None,
+                tracking_uri: str | None = None, alias: str = "audited",
+                run_id: str | None = None) -> str:
+    """Record the gate's verdict on a registered model version; set ``alias`` only if open.
+
+    Tags on the version: ``lea.audit.gate`` (open/closed), ``lea.audit.status``,
+    ``lea.audit.report_id``, ``lea.audit.report_sha256``, ``lea.audit.policy``,
+    ``lea.audit.reasons``, ``lea.audit.at`` and ``lea.audit.run_id`` when known. When the gate
+    is closed and ``alias`` points at this version, the alias is removed.
+
+    Raises
+    ------
+    lea_ai_audit.errors.InputError
+        A malformed URI, a version the registry does not have, or a registry that cannot be
+        reached (the verdict could not be recorded).
+
+    Examples
+    --------
+    >>> record_gate("models:/triage/3", report, opened=True)           # doctest: +SKIP
+    "models:/triage/3: verdict recorded, alias 'audited' set"
+    """
+    name, version = parse_model_uri(model_uri)
+    rep = _report_of(report)
+    uri = resolve_tracking_uri(tracking_uri)
+    tags = {"lea.audit.gate": "open" if opened else "closed",
+            "lea.audit.status": rep.status.value,
+            "lea.audit.report_id": rep.report_id,
+            "lea.audit.report_sha256": rep.digest(),
+            "lea.audit.policy": f"{rep.policy.get('id')} {rep.policy.get('version')}",
+            "lea.audit.reasons": "; ".join(reasons or [])[:5000] or "none",
+            "lea.audit.at": datetime.now(UTC).isoformat(timespec="seconds")}
+    if run_id:
+        tags["lea.audit.run_id"] = run_id
+    try:
+        with _short_timeouts():
+            client = _client(uri)
+            client.get_model_version(name, version)
+            for k, v in tags.items():
+                client.set_model_version_tag(name, version, k, v)
+            if opened:
+                client.set_registered_model_alias(name, alias, version)
+                return f"{model_uri}: verdict recorded, alias {alias!r} set"
+            try:
+                current = client.get_model_version_by_alias(name, alias)
+            except Exception:
+                current = None
+            if current is not None and str(current.version) == version:
+                client.delete_registered_model_alias(name, alias)
+                return f"{model_uri}: verdict recorded, alias {alias!r} removed"
+            return f"{model_uri}: verdict recorded, alias {alias!r} not set"
+    except Exception as exc:
+        raise InputError(f"the verdict could not be recorded on {model_uri} at "
+                         f"{_safe_uri(uri)} ({_reason(exc)})",
+                         "check the model name and version and that the registry is "
+                         "reachable (--tracking-uri), then run the gate again") from exc
+
+
+# -- mlflow.evaluate plugin --------------------------------------------------------------------
+def _make_evaluator() -> type:
+    from mlflow.models.evaluation.base import EvaluationResult, ModelEvaluator
+
+    class LeaAuditEvaluator(ModelEvaluator):
+        """``mlflow.models.evaluate(..., evaluators=["lea_ai_audit"])``: the whole audit.
+
+        ``evaluator_config``: ``sensitive`` (required: columns among the features),
+        and optionally ``policy``, ``checks``, ``reference_groups``, ``score`` (a feature
+        column with risk scores; else the model's ``predict_proba`` when it has one),
+        ``threshold``, ``author``, ``seed``, ``metadata``. The report, the cards and every
+        evidence file are logged to the evaluation run; its metrics are returned.
+        """
+
+        name = "lea_ai_audit"
+
+        @classmethod
+        def can_evaluate(cls, *, model_type: Any, evaluator_config: Any, **kwargs: Any) -> bool:
+            return model_type in ("classifier", None)
+
+        def evaluate(self, *, model_type: Any, dataset: Any, run_id: str,
+                     evaluator_config: Any, model: Any = None, extra_metrics: Any = None,
+                     custom_artifacts: Any = None, predictions: Any = None,
+                     **kwargs: Any) -> Any:
+            return _evaluate(EvaluationResult, dataset=dataset, run_id=run_id,
+                             config=dict(evaluator_config or {}), model=model)
+
+    return LeaAuditEvaluator
+
+
+def _evaluate(result_cls: Any, *, dataset: Any, run_id: str, config: dict[str, Any],
+              model: Any) -> Any:
+    import tempfile
+
+    import mlflow
+    import numpy as np
+
+    from .runner import audit
+
+    sensitive = config.get("sensitive")
+    if not sensitive:
+        raise InputError("the lea_ai_audit evaluator needs evaluator_config={'sensitive': "
+                         "[...]}", "name the sensitive attribute columns of the data")
+    X = dataset.features_data
+    frame = X.copy()
+    frame["__target__"] = np.asarray(dataset.labels_data)
+    if model is not None:
+        preds = model.predict(X)
+        frame["__prediction__"] = np.asarray(getattr(preds, "values", preds)).reshape(len(X), -1
+                                                                                       )[:, 0]
+    else:
+        frame["__prediction__"] = np.asarray(dataset.predictions_data)
+    score = config.get("score")
+    if score is None and model is not None:
+        raw = None
+        with contextlib.suppress(Exception):
+            raw = model.get_raw_model()
+        if raw is not None and hasattr(raw, "predict_proba"):
+            with contextlib.suppress(Exception):
+                frame["__score__"] = np.asarray(raw.predict_proba(X))[:, 1]
+                score = "__score__"
+    rep = audit(frame, target="__target__", sensitive=sensitive, prediction="__prediction__",
+                score=score, policy=config.get("policy"), checks=config.get("checks"),
+                reference_groups=config.get("reference_groups"),
+                threshold=float(config.get("threshold", 0.5)), author=config.get("author"),
+                seed=int(config.get("seed", 0)), metadata=config.get("metadata"), track=False)
+    metrics = report_metrics(rep)
+    client = _client(str(mlflow.get_tracking_uri()))
+    params = {f"lea.{k}": v for k, v in report_params(rep).items()}
+    params = {metric_name(k): v for k, v in params.items()}
+    _log_values(client, run_id, params=params, metrics=metrics, tags=report_tags(rep)
+                | {"mlflow.runName": client.get_run(run_id).data.tags.get(
+                    "mlflow.runName", "lea-ai-audit")})
+    from .cards import write_cards
+
+    with tempfile.TemporaryDirectory(prefix="lea-eval-") as tmp:
+        rep.save(tmp)
+        write_cards(rep, tmp, report_dir=tmp)
+        base = Path(tmp)
+        for path, folder in _artifact_files(base, rep):
+            client.log_artifact(run_id, str(path),
+                                "lea_ai_audit" + (f"/{folder}" if folder else ""))
+    return result_cls(metrics=metrics, artifacts={}, run_id=run_id)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LeaAuditEvaluator":  # built on first use: mlflow is imported only then
+        cls = _make_evaluator()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
