@@ -1,0 +1,98 @@
+"""Plots of a model card, drawn from the report's tables (no model or data needed)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+_METRICS = ("selection_rate", "fpr", "fnr", "ppv")
+_LABEL = {"selection_rate": "flagged (selection rate)", "fpr": "false positive rate",
+          "fnr": "false negative rate", "ppv": "precision (PPV)"}
+_MAX_GROUPS = 30
+
+
+def _short(text: str, n: int = 34) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def group_figures(report: Any) -> list[tuple[str, str, bytes]]:
+    """One PNG per grouping: the key rates of each group with their intervals.
+
+    Returns (title, description, png bytes). A group's point is hollow when it has fewer
+    cases than the policy's minimum group size; the dashed line is the reference group.
+
+    Examples
+    --------
+    >>> figs = group_figures(report)                     # doctest: +SKIP
+    >>> figs[0][0]
+    'Rates by ethnicity'
+    """
+    tables = {}
+    for c in report.checks:
+        if c.check_id != "fairness.group_metrics":
+            continue
+        min_n = int(c.params.get("min_group_size") or 30)
+        for e in c.evidence:
+            if e.kind == "table" and e.name.startswith("group_metrics:"):
+                tables[e.name.split(":", 1)[1]] = (e, min_n)
+    if not tables:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    refs = report.subject.get("reference_groups") or {}
+    out = []
+    for grouping, (e, min_n) in tables.items():
+        cols = e.data["columns"]
+        rows = [dict(zip(cols, r, strict=False)) for r in e.data["rows"]]
+        metrics = [m for m in _METRICS if any(r.get("metric") == m for r in rows)]
+        groups: list[str] = []
+        for r in rows:
+            g = str(r.get("group"))
+            if g not in groups:
+                groups.append(g)
+        if not metrics or not groups:
+            continue
+        shown = groups[:_MAX_GROUPS]
+        ref = str((refs.get(grouping) or {}).get("group"))
+        height = 1.2 + 0.28 * len(shown)
+        fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics) + 1.6, height),
+                                 sharey=True, squeeze=False, dpi=80)
+        ys = list(range(len(shown)))
+        for ax, m in zip(axes[0], metrics, strict=True):
+            by = {str(r.get("group")): r for r in rows if r.get("metric") == m}
+            for y, g in zip(ys, shown, strict=True):
+                r = by.get(g)
+                if not r or r.get("value") is None:
+                    continue
+                v, lo, hi = r["value"], r.get("ci_low"), r.get("ci_high")
+                small = isinstance(r.get("n"), int) and r["n"] < min_n
+                color = "#777777" if small else ("#1f4e79" if g != ref else "#000000")
+                if lo is not None and hi is not None:
+                    ax.plot([lo, hi], [y, y], color=color, lw=1.6)
+                ax.plot([v], [y], "o", color=color, mfc="white" if small else color, ms=5)
+                if g == ref:
+                    ax.axvline(v, color="#999999", ls="--", lw=0.8)
+            ax.set_title(_LABEL.get(m, m), fontsize=9)
+            ax.set_xlim(0, 1)
+            ax.tick_params(labelsize=7)
+            ax.grid(axis="x", color="#eeeeee")
+        axes[0][0].set_yticks(ys)
+        axes[0][0].set_yticklabels([_short(g) + (" (ref.)" if g == ref else "")
+                                    for g in shown], fontsize=7)
+        axes[0][0].invert_yaxis()
+        fig.suptitle(f"Rates by {grouping}", fontsize=10)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        desc = (f"Each dot is a group's rate with its {e.description.split(';')[-1].strip()}"
+                if ";" in e.description else "Each dot is a group's rate with its interval")
+        desc += ("; the dashed line is the reference group; hollow grey dots are groups with "
+                 f"fewer than {min_n} cases (no conclusion drawn)")
+        if len(groups) > len(shown):
+            desc += f"; the first {len(shown)} of {len(groups)} groups are shown"
+        out.append((f"Rates by {grouping}", desc, buf.getvalue()))
+    return out

@@ -1,0 +1,110 @@
+"""Render a built card as self-contained HTML, Markdown or JSON (validated against the schema)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .._resources import shipped_dir
+from ..errors import ReportError
+from .builder import ModelCard, _fmt
+
+SCHEMA_FILE = "model-card.schema.json"
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")
+
+
+def templates_dir() -> Path:
+    """``model_cards/templates`` (shipped inside the wheel)."""
+    return shipped_dir("model_cards") / "templates"
+
+
+@cache
+def card_schema() -> dict[str, Any]:
+    """The JSON Schema of a card (``model_cards/model-card.schema.json``)."""
+    return json.loads((shipped_dir("model_cards") / SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+def validate_card(data: dict[str, Any]) -> None:
+    """Raise :class:`ReportError` naming the first problem if ``data`` breaks the schema.
+
+    Examples
+    --------
+    >>> validate_card(card.data)                        # doctest: +SKIP
+    """
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(card_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        raise ReportError(f"the model card does not match its schema at {where}: "
+                          f"{e.message[:300]}",
+                          "this is a bug in lea-ai-audit's card builder: report it")
+
+
+def md_escape(value: Any) -> str:
+    """Text safe inside Markdown (and its tables): markup characters escaped, no raw HTML,
+    line breaks as spaces."""
+    if value is None:
+        return ""
+    text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    text = text.replace("&", "&amp;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _environment(markdown: bool) -> Any:
+    import jinja2
+    from markupsafe import Markup
+
+    if markdown:
+        def finalize(value: Any) -> Any:
+            return value if isinstance(value, Markup) else md_escape(value)
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
+                                 autoescape=False, finalize=finalize,
+                                 undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+        def md_table(t: dict[str, Any]) -> Markup:
+            head = f"*{md_escape(t['title'])}*"
+            if t.get("description"):
+                head += f" — {md_escape(t['description'])}"
+            lines = [head, "", "| " + " | ".join(md_escape(c) for c in t["columns"]) + " |",
+                     "|" + "---|" * len(t["columns"])]
+            lines += ["| " + " | ".join(md_escape(v) for v in row) + " |" for row in t["rows"]]
+            return Markup("\n".join(lines) + "\n")
+        env.globals["md_table"] = md_table
+    else:
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
+                                 autoescape=True, undefined=jinja2.StrictUndefined)
+    env.globals["fmt"] = _fmt
+    return env
+
+
+def render_html(card: ModelCard) -> str:
+    """The card as one self-contained HTML page: inline CSS, images as ``data:`` URIs, no
+    scripts and no remote resources; every value from the report or metadata is escaped.
+
+    Examples
+    --------
+    >>> html = render_html(build_card(report))          # doctest: +SKIP
+    """
+    images = {fid: f"data:{mt};base64,{base64.b64encode(raw).decode('ascii')}"
+              for fid, (mt, raw) in card.images.items()}
+    return _environment(False).get_template("card.html.j2").render(card=card.data,
+                                                                   images=images)
+
+
+def render_markdown(card: ModelCard) -> str:
+    """The card as Markdown (figures are listed; the HTML card shows them)."""
+    text = _environment(True).get_template("card.md.j2").render(card=card.data)
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def render_json(card: ModelCard) -> str:
+    """The card as JSON, validated against the shipped schema first."""
+    validate_card(card.data)
+    return card.to_json() + "\n"
