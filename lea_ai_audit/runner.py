@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -155,6 +156,7 @@ class Audit:
     decisions: Any = None
     schema: Any = None
     metadata: Mapping[str, Any] | None = None
+    track: bool | str = True
 
     def __post_init__(self) -> None:
         self.policy = load_policy(self.policy).select(
@@ -170,9 +172,26 @@ class Audit:
             attestations=self.attestations, model_file=self.model_file,
             decisions=self.decisions, schema=self.schema, metadata=self.metadata)
 
-    def run(self, data: Any, *, reference: Any = None,
-            progress: ProgressFn | None = None) -> AuditReport:
-        """Audit ``data`` and return the report (nothing is written to disk)."""
+    def run(self, data: Any, *, reference: Any = None, progress: ProgressFn | None = None,
+            out: str | os.PathLike[str] | None = None) -> AuditReport:
+        """Audit ``data`` and return the report.
+
+        With ``out`` the report, its evidence and the model cards are saved there. The audit
+        is logged to MLflow unless ``track`` is False (see :mod:`lea_ai_audit.tracking`).
+        """
+        report = self._run(data, reference=reference, progress=progress)
+        if out is not None:
+            from .cards import write_cards
+
+            report.save(out)
+            write_cards(report, out, report_dir=out)
+        from .tracking import track_report
+
+        track_report(report, out=out, track=self.track)
+        return report
+
+    def _run(self, data: Any, *, reference: Any = None,
+             progress: ProgressFn | None = None) -> AuditReport:
         t0 = time.perf_counter()
         ctx = self.context(data, reference=reference)
         assert isinstance(self.policy, Policy)
@@ -208,7 +227,8 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
           positive_label: Any = None, attestations: Mapping[str, str] | None = None,
           model_file: str | None = None, data_source: Mapping[str, Any] | None = None,
           decisions: Any = None, schema: Any = None, metadata: Mapping[str, Any] | None = None,
-          progress: ProgressFn | None = None) -> AuditReport:
+          progress: ProgressFn | None = None, out: str | os.PathLike[str] | None = None,
+          track: bool | str = True) -> AuditReport:
     """Audit a model, or a vendor's predictions and scores, against a policy pack.
 
     Parameters
@@ -250,6 +270,15 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
         Overrides the schema inferred from ``reference`` in the data-quality checks.
     metadata : dict, optional
         Model-card metadata (owner, intended use, out-of-scope uses, ...), kept in the report.
+    out : path, optional
+        Save report.json, its evidence files and the model cards (card.html, card.md,
+        card.json) in this directory.
+    track : bool or str
+        Log the audit to MLflow as a run (nested under the active run if one is open).
+        ``True`` (default): to ``MLFLOW_TRACKING_URI``, else a local store in
+        ``~/.lea-ai-audit`` — unless the environment sets ``LEA_AUDIT_TRACKING=off``; a
+        string: that tracking URI; ``False``: not logged. An unreachable server never stops
+        the audit: a ``TrackingWarning`` says where the report waits for ``lea-audit sync``.
 
     Returns
     -------
@@ -280,5 +309,5 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
                  author=author, seed=seed, features=features, threshold=threshold,
                  positive_label=positive_label, attestations=attestations,
                  model_file=model_file, data_source=data_source, decisions=decisions,
-                 schema=schema, metadata=metadata).run(
-                     data, reference=reference, progress=progress)
+                 schema=schema, metadata=metadata, track=track).run(
+                     data, reference=reference, progress=progress, out=out)
