@@ -178,8 +178,9 @@ def _experiment_id(client: Any, uri: str, name: str) -> str:
             client.restore_experiment(exp.experiment_id)
         return str(exp.experiment_id)
     location = None
-    if uri == default_tracking_uri():  # keep artifacts beside the store, not in the cwd
-        location = (home_dir() / "artifacts").resolve().as_uri()
+    if uri.startswith("sqlite:///"):  # artifacts beside the database, not in the cwd
+        db = Path(uri[len("sqlite:///"):])
+        location = (db.parent / "artifacts").resolve().as_uri()
     try:
         return str(client.create_experiment(name, artifact_location=location))
     except MlflowException:  # created meanwhile by another process
@@ -455,10 +456,16 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+_NO_CONNECTION = ("NewConnectionError", "Connection refused", "Max retries exceeded",
+                  "timed out", "Name or service not known", "ConnectionError")
+
+
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first[:300]}"
+    text = str(exc).strip()
+    if any(s in text or s in type(exc).__name__ for s in _NO_CONNECTION):
+        return "no connection: refused, unknown host or timed out"
+    lines = text.splitlines()
+    return f"{type(exc).__name__}: {(lines[0] if lines else '')[:200]}"
 
 
 def log_report(report_dir: str | os.PathLike[str], *, tracking_uri: str | None = None,
@@ -646,7 +653,8 @@ def _report_dirs(directory: Path) -> list[Path]:
     if (directory / "report.json").is_file():
         found.add(directory)
     for p in directory.rglob("report.json"):
-        if ".lea-" not in str(p.parent):
+        # not the artifacts of runs already logged (a file store or artifact root below DIR)
+        if not {"mlruns", "mlartifacts", "artifacts"} & set(p.relative_to(directory).parts):
             found.add(p.parent)
     return sorted(found)
 

@@ -57,34 +57,50 @@ def group_figures(report: Any) -> list[tuple[str, str, bytes]]:
             continue
         shown = groups[:_MAX_GROUPS]
         ref = str((refs.get(grouping) or {}).get("group"))
-        height = 1.2 + 0.28 * len(shown)
+        height = 1.4 + 0.28 * len(shown)
         fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics) + 1.6, height),
                                  sharey=True, squeeze=False, dpi=80)
         ys = list(range(len(shown)))
+        labels = [_short(g) + (" (ref.)" if g == ref else "") for g in shown]
         for ax, m in zip(axes[0], metrics, strict=True):
             by = {str(r.get("group")): r for r in rows if r.get("metric") == m}
+            kinds: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {
+                "normal": ([], [], [], []), "small": ([], [], [], []), "ref": ([], [], [], [])}
             for y, g in zip(ys, shown, strict=True):
                 r = by.get(g)
                 if not r or r.get("value") is None:
                     continue
-                v, lo, hi = r["value"], r.get("ci_low"), r.get("ci_high")
+                v = float(r["value"])
+                lo = float(r["ci_low"]) if r.get("ci_low") is not None else v
+                hi = float(r["ci_high"]) if r.get("ci_high") is not None else v
                 small = isinstance(r.get("n"), int) and r["n"] < min_n
-                color = "#777777" if small else ("#1f4e79" if g != ref else "#000000")
-                if lo is not None and hi is not None:
-                    ax.plot([lo, hi], [y, y], color=color, lw=1.6)
-                ax.plot([v], [y], "o", color=color, mfc="white" if small else color, ms=5)
-                if g == ref:
+                kind = "ref" if g == ref else ("small" if small else "normal")
+                xs, yy, lows, highs = kinds[kind]
+                xs.append(v)
+                yy.append(y)
+                lows.append(max(v - lo, 0.0))
+                highs.append(max(hi - v, 0.0))
+                if kind == "ref":
                     ax.axvline(v, color="#999999", ls="--", lw=0.8)
+            for kind, color, face in (("normal", "#1f4e79", "#1f4e79"),
+                                      ("small", "#888888", "white"),
+                                      ("ref", "#000000", "#000000")):
+                xs, yy, lows, highs = kinds[kind]
+                if xs:
+                    ax.errorbar(xs, yy, xerr=[lows, highs], fmt="o", color=color, mfc=face,
+                                ms=4.5, lw=1.4, capsize=0)
             ax.set_title(_LABEL.get(m, m), fontsize=9)
             ax.set_xlim(0, 1)
+            ax.set_ylim(len(shown) - 0.5, -0.5)
             ax.tick_params(labelsize=7)
-            ax.grid(axis="x", color="#eeeeee")
         axes[0][0].set_yticks(ys)
-        axes[0][0].set_yticklabels([_short(g) + (" (ref.)" if g == ref else "")
-                                    for g in shown], fontsize=7)
-        axes[0][0].invert_yaxis()
+        axes[0][0].set_yticklabels(labels, fontsize=7)
+        width_px = fig.get_figwidth() * fig.dpi
+        left = min(0.45, (6.0 * max(len(t) for t in labels) + 16) / width_px)
+        top = 1 - 0.55 / fig.get_figheight()
+        fig.subplots_adjust(left=left, right=0.98, top=top, bottom=0.3 / fig.get_figheight()
+                            + 0.05, wspace=0.12)
         fig.suptitle(f"Rates by {grouping}", fontsize=10)
-        fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         plt.close(fig)

@@ -1,0 +1,193 @@
+"""Export an audit for the Innovation Hub as one archive, and check such an archive.
+
+The bundle (a .zip) holds report.json, the model cards (HTML, Markdown, JSON), the evidence
+files, the sign-offs and ``manifest.json`` with the SHA-256 of every file. :func:`verify_bundle`
+recomputes every digest, checks that nothing was added or removed, that the report's own
+evidence digests match, that its overall status agrees with its results and that the cards
+render this very report.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .._io import atomic_write_bytes, sha256_bytes
+from ..errors import InputError, ReportError
+
+MANIFEST = "manifest.json"
+BUNDLE_FORMAT = "lea-ai-audit-bundle"
+_MAX_TOTAL = 4 << 30  # refuse archives that would unpack to more than 4 GiB
+
+
+@dataclass(frozen=True)
+class BundleCheck:
+    """What :func:`verify_bundle` found: ``ok`` when ``problems`` is empty."""
+
+    path: str
+    files: int
+    report_id: str | None
+    status: str | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _collect(base: Path, rep: Any) -> dict[str, bytes]:
+    files: dict[str, bytes] = {"report.json": (base / "report.json").read_bytes()}
+    for e in rep.files():
+        files[str(e.data["path"])] = e.read(base)  # ReportError if missing or changed
+    for name in ("card.html", "card.md", "card.json", "mlflow.json"):
+        p = base / name
+        if p.is_file():
+            files[name] = p.read_bytes()
+    sign = base / "signoffs"
+    if sign.is_dir():
+        for p in sorted(sign.glob("*.json")):
+            files[f"signoffs/{p.name}"] = p.read_bytes()
+    return files
+
+
+def export_bundle(report_dir: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                  metadata: Any = None) -> Path:
+    """Write ``out`` (a .zip): the report, cards, evidence, sign-offs and a manifest.
+
+    Cards missing from ``report_dir`` are rendered into the archive (``report_dir`` is not
+    changed). Refuses a report whose evidence files are missing or were changed.
+
+    Examples
+    --------
+    >>> export_bundle("audit", "audit.zip")                         # doctest: +SKIP
+    PosixPath('audit.zip')
+    """
+    from ..results import AuditReport
+    from . import FORMATS, build_card
+
+    base = Path(report_dir)
+    rep = AuditReport.load(base)
+    files = _collect(base, rep)
+    missing = [f for f in FORMATS if f"card.{FORMATS[f][1]}" not in files]
+    if missing or metadata is not None:
+        card = build_card(rep, report_dir=base, metadata=metadata)
+        for f in (list(FORMATS) if metadata is not None else missing):
+            files[f"card.{FORMATS[f][1]}"] = FORMATS[f][0](card).encode("utf-8")
+    from .. import __version__
+
+    manifest = {
+        "format": BUNDLE_FORMAT, "version": 1, "generator": f"lea-ai-audit {__version__}",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "report_id": rep.report_id, "report_sha256": rep.digest(), "status": rep.status.value,
+        "policy": {"id": rep.policy.get("id"), "version": rep.policy.get("version")},
+        "files": [{"path": p, "sha256": sha256_bytes(b), "size": len(b)}
+                  for p, b in sorted(files.items())],
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        for p, b in sorted(files.items()):
+            zf.writestr(p, b)
+    return atomic_write_bytes(out, buf.getvalue())
+
+
+def _safe_name(name: str) -> bool:
+    """A relative path inside the archive: no absolute path, drive, backslash or ``..``."""
+    if not name or name.startswith("/") or "\\" in name:
+        return False
+    parts = PurePosixPath(name).parts
+    return ".." not in parts and ":" not in parts[0]
+
+
+def verify_bundle(path: str | os.PathLike[str]) -> BundleCheck:
+    """Check a bundle written by :func:`export_bundle`.
+
+    Raises
+    ------
+    lea_ai_audit.errors.InputError
+        ``path`` is missing or not a zip archive (bad input, not a failed check).
+
+    Examples
+    --------
+    >>> verify_bundle("audit.zip").ok                               # doctest: +SKIP
+    True
+    """
+    from ..gate import evaluate_gate
+    from ..results import AuditReport
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"no file {str(p)!r}", "pass the .zip written by `lea-audit export`")
+    if not zipfile.is_zipfile(p):
+        raise InputError(f"{str(p)!r} is not a zip archive",
+                         "pass the .zip written by `lea-audit export`, or a ledger file")
+    problems: list[str] = []
+    with zipfile.ZipFile(p) as zf:
+        infos = zf.infolist()
+        if sum(i.file_size for i in infos) > _MAX_TOTAL:
+            raise InputError(f"{str(p)!r} would unpack to more than 4 GiB",
+                             "this is not a bundle written by lea-audit export")
+        names = [i.filename for i in infos if not i.is_dir()]
+        bad = [n for n in names if not _safe_name(n)]
+        problems += [f"unsafe path in the archive: {n!r}" for n in bad]
+        if len(set(names)) != len(names):
+            problems.append("the archive holds the same path twice")
+        if MANIFEST not in names:
+            return BundleCheck(str(p), len(names), None, None,
+                               [*problems, "no manifest.json: not an lea-audit bundle"])
+        try:
+            manifest = json.loads(zf.read(MANIFEST))
+            listed = {str(f["path"]): f for f in manifest["files"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            return BundleCheck(str(p), len(names), None, None,
+                               [*problems, f"manifest.json is unreadable ({exc})"])
+        if manifest.get("format") != BUNDLE_FORMAT:
+            problems.append("manifest.json is not an lea-ai-audit bundle manifest")
+        present = set(names) - {MANIFEST}
+        for name in sorted(set(listed) - present):
+            problems.append(f"{name}: listed in the manifest but missing")
+        for name in sorted(present - set(listed)):
+            problems.append(f"{name}: in the archive but not in the manifest (added later)")
+        contents: dict[str, bytes] = {}
+        for name in sorted(present & set(listed)):
+            raw = zf.read(name)
+            contents[name] = raw
+            if sha256_bytes(raw) != listed[name].get("sha256"):
+                problems.append(f"{name}: its SHA-256 does not match the manifest (changed)")
+    report_id = status = None
+    if "report.json" not in contents:
+        problems.append("report.json is missing")
+        return BundleCheck(str(p), len(names), report_id, status, problems)
+    try:
+        rep = AuditReport.from_json(contents["report.json"])
+    except ReportError as exc:
+        problems.append(f"report.json: {exc.what}")
+        return BundleCheck(str(p), len(names), report_id, status, problems)
+    report_id, status = rep.report_id, rep.status.value
+    if manifest.get("report_sha256") != rep.digest():
+        problems.append("report.json does not match the report digest in the manifest")
+    try:
+        evaluate_gate(rep)
+    except ReportError as exc:
+        problems.append(f"report.json: {exc.what}")
+    for e in rep.files():
+        rel = str(e.data.get("path"))
+        raw = contents.get(rel)
+        if raw is None:
+            problems.append(f"{rel}: evidence file of the report is missing")
+        elif sha256_bytes(raw) != e.data.get("sha256"):
+            problems.append(f"{rel}: does not match its digest in report.json")
+    if "card.json" in contents:
+        try:
+            card = json.loads(contents["card.json"])
+            if (card.get("report") or {}).get("sha256") != rep.digest():
+                problems.append("card.json renders another report")
+        except ValueError:
+            problems.append("card.json is not valid JSON")
+    return BundleCheck(str(p), len(names), report_id, status, problems)
