@@ -14,7 +14,7 @@ from ..errors import ReportError
 from .builder import ModelCard, _fmt
 
 SCHEMA_FILE = "model-card.schema.json"
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#|~])")
 
 
 def templates_dir() -> Path:
@@ -48,12 +48,12 @@ def validate_card(data: dict[str, Any]) -> None:
 
 
 def md_escape(value: Any) -> str:
-    """Text safe inside Markdown (and its tables): markup characters escaped, no raw HTML,
-    line breaks as spaces."""
+    """Text safe inside Markdown (and its tables): ``& < >`` as HTML entities (no raw HTML can
+    form), other markup characters backslash-escaped, line breaks as spaces."""
     if value is None:
         return ""
     text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
-    text = text.replace("&", "&amp;")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
