@@ -396,8 +396,10 @@ class DataDrift(Check):
                    ) -> tuple[dict[str, dict[str, Any]], bytes | None]:
         import warnings
 
-        from evidently import DataDefinition, Dataset, Report
-        from evidently.presets import DataDriftPreset
+        with warnings.catch_warnings():  # evidently's own deprecation warnings on import
+            warnings.simplefilter("ignore")
+            from evidently import DataDefinition, Dataset, Report
+            from evidently.presets import DataDriftPreset
 
         num = [c for c, k in kinds.items() if k == "num"]
         cat = [c for c, k in kinds.items() if k == "cat"]
