@@ -1,0 +1,1223 @@
+"""Explanations of a model's scores with SHAP, in the user's own columns (Council 13083/1/20 §26).
+
+§26 asks that the users of a law-enforcement AI tool "be able to explain and demonstrate the
+results". This module is the public explanation API; the checks in
+:mod:`lea_ai_audit.checks.explainability` build on it.
+
+How a model is explained
+------------------------
+- **Tree models** (scikit-learn trees and ensembles, LightGBM, XGBoost) take shap's fast
+  ``TreeExplainer`` (path-dependent Tree SHAP; LightGBM and XGBoost compute it natively).
+- **Linear models** (``coef_``: logistic regression, linear SVMs, ...) take shap's
+  ``LinearExplainer`` (interventional, exact) on a background sample.
+- **Anything else** gets shap's model-agnostic ``KernelExplainer`` on a bounded background
+  sample (``max_background`` rows), called on the user's original columns. Up to 11 inputs it
+  enumerates every coalition of inputs, which makes its values exact Shapley values; beyond,
+  it samples ``max_coalitions`` of them. (shap's ``Permutation`` and ``Exact`` explainers
+  were measured too: each costs about 6 s of numba compilation in every new process.)
+- **Pipelines** are explained in the user's original columns: when every column the
+  preprocessing makes comes from one original column (scaling, one-hot encoding, imputing, ...),
+  the final estimator is explained on the transformed matrix (interventional SHAP against the
+  background) and the SHAP values of each original column's derived columns are summed; which
+  derived column comes from which original column is *measured* (each original column is
+  shifted by one row and the changed outputs are recorded), not guessed from names. Otherwise
+  the whole pipeline is explained model-agnostically on the original frame.
+
+The SHAP values are additive in the explainer's output space: ``base_value + values.sum(1)``
+equals the model's output (log-odds for boosted trees and logistic regression, the probability
+for random forests, the decision function for linear SVMs, ...).
+:attr:`Explanation.additivity_error` measures that against an independent call of the model.
+``output="probability"`` explains the probability of the positive class instead (interventional
+Tree SHAP for the tree models where shap supports it and the self-test confirms it, else the
+model-agnostic explainer), which is what plain-words reasons use when the model has one.
+
+Examples
+--------
+>>> from lea_ai_audit.datasets import make_demo, FEATURES
+>>> from lea_ai_audit.explain import explain_case
+>>> demo = make_demo(n_rows=2000, seed=1)
+>>> reasons = explain_case(demo.model, demo.test[FEATURES].iloc[0],
+...                        background=demo.train[FEATURES])
+>>> reasons[0].text  # doctest: +SKIP
+'district = D11 raised the risk score by 0.12'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "Explanation",
+    "Importance",
+    "Reason",
+    "explain",
+    "explain_case",
+    "explain_cases",
+    "global_importance",
+    "importance_by_group",
+    "plot_case",
+    "plot_importance",
+    "plot_importance_by_group",
+    "proxy_strength",
+]
+
+OUTPUTS = ("raw", "probability", "auto")
+
+#: output space -> what the text calls the model's output
+SCORE_NAMES = {
+    "probability": "the risk score",
+    "log-odds": "the risk score (log-odds)",
+    "decision function": "the decision score",
+    "prediction": "the prediction",
+}
+
+# Tree models shap's TreeExplainer handles. Interventional probability output is used only for
+# the ones checked here; HistGradientBoosting's interventional values break additivity in
+# shap 0.51 (measured), so it is explained path-dependently or model-agnostically.
+_SKLEARN_TREES = ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
+                  "ExtraTreeRegressor", "RandomForestClassifier", "RandomForestRegressor",
+                  "ExtraTreesClassifier", "ExtraTreesRegressor", "GradientBoostingClassifier",
+                  "GradientBoostingRegressor", "HistGradientBoostingClassifier",
+                  "HistGradientBoostingRegressor", "IsolationForest")
+_PROBABILITY_TREES = ("DecisionTreeClassifier", "ExtraTreeClassifier", "RandomForestClassifier",
+                      "ExtraTreesClassifier", "GradientBoostingClassifier", "LGBMClassifier",
+                      "XGBClassifier")
+#: tree classifiers whose raw (path-dependent) output is the class probability
+_PROBA_RAW = ("DecisionTreeClassifier", "ExtraTreeClassifier", "RandomForestClassifier",
+              "ExtraTreesClassifier")
+
+
+# -- results -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reason:
+    """One reason behind one score: a feature's value and how much it moved the score.
+
+    Attributes
+    ----------
+    feature : str
+        The input (an original column, also for a Pipeline).
+    value : Any
+        The case's value of it (a plain Python value; None when missing).
+    contribution : float
+        Its SHAP value: how far it moved the score from the average case's (the base value),
+        in the explanation's output space (see :attr:`Explanation.output_space`).
+    text : str
+        The reason in plain words, e.g. ``"prior_contacts = 7 raised the risk score by 0.18"``.
+    """
+
+    feature: str
+    value: Any
+    contribution: float
+    text: str
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """SHAP values of some rows, one column per original feature.
+
+    Attributes
+    ----------
+    values : ndarray, shape (n_rows, n_features)
+        SHAP value of each feature for each row.
+    base_value : float
+        The explainer's expected output (the average case's score).
+    output : ndarray, shape (n_rows,)
+        The model's own output for each row in the same space, from an independent call of the
+        model (not from shap): what the additivity self-test compares against.
+    features : list of str
+        The original columns explained.
+    data : DataFrame
+        The explained rows (original columns).
+    output_space : str
+        ``"log-odds"``, ``"probability"``, ``"decision function"`` or ``"prediction"``.
+    method : str
+        Which explainer was used, in words.
+    background_size : int
+        Rows of background data the explainer compared against (0: the trees' own record).
+    notes : tuple of str
+        Anything the reader should know (a fallback, a transformed-column mapping).
+    """
+
+    values: np.ndarray = field(repr=False)
+    base_value: float
+    output: np.ndarray = field(repr=False)
+    features: list[str]
+    data: Any = field(repr=False)
+    output_space: str
+    method: str
+    background_size: int = 0
+    seed: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def additivity_error(self) -> np.ndarray:
+        """Per row ``|base_value + sum of SHAP values - model output|``."""
+        return np.abs(self.base_value + self.values.sum(axis=1) - self.output)
+
+    @property
+    def max_additivity_error(self) -> float:
+        """The largest additivity error over the rows (0.0 for no rows)."""
+        err = self.additivity_error
+        return float(err.max()) if err.size else 0.0
+
+    def relative_additivity_error(self) -> float:
+        """Largest additivity error relative to the output's scale (``max(1, |output|)``)."""
+        if not self.output.size:
+            return 0.0
+        scale = np.maximum(1.0, np.abs(self.output))
+        return float((self.additivity_error / scale).max())
+
+    def reasons(self, *, top: int = 3) -> list[list[Reason]]:
+        """The ``top`` reasons of each row, largest ``|contribution|`` first (zeros left out).
+
+        Examples
+        --------
+        >>> expl.reasons(top=2)[0][0].text  # doctest: +SKIP
+        'prior_contacts = 7 raised the risk score by 0.18'
+        """
+        return [_row_reasons(self, i, top) for i in range(self.n_rows)]
+
+
+# -- model plumbing ----------------------------------------------------------------------------
+def _module(obj: Any) -> str:
+    return type(obj).__module__ or ""
+
+
+def _tree_kind(est: Any) -> str | None:
+    """'sklearn', 'lightgbm' or 'xgboost' for a tree model shap's TreeExplainer handles."""
+    name, mod = type(est).__name__, _module(est)
+    if mod.startswith("sklearn.") and name in _SKLEARN_TREES:
+        return "sklearn"
+    if mod.startswith("lightgbm"):
+        return "lightgbm"
+    if mod.startswith("xgboost"):
+        return "xgboost"
+    return None
+
+
+def _is_linear(est: Any) -> bool:
+    coef = getattr(est, "coef_", None)
+    if coef is None or not hasattr(est, "intercept_"):
+        return False
+    mod = _module(est)
+    if not (mod.startswith("sklearn.linear_model") or mod.startswith("sklearn.svm")
+            or mod.startswith("sklearn.discriminant_analysis")):
+        return False
+    if mod.startswith("sklearn.svm") and getattr(est, "kernel", "linear") != "linear":
+        return False
+    return np.asarray(coef).ndim == 1 or np.asarray(coef).shape[0] == 1
+
+
+def _is_classifier(est: Any) -> bool:
+    return getattr(est, "_estimator_type", None) == "classifier" or hasattr(est, "classes_")
+
+
+def _positive_index(model: Any, positive_label: Any) -> int:
+    """Index of the positive class in ``model.classes_`` (the last class by default)."""
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        return 1
+    classes = list(np.asarray(classes).tolist())
+    if len(classes) != 2:
+        raise ModelError(f"the model has {len(classes)} classes ({classes[:5]})",
+                         "explain a binary classifier (one outcome against the rest)")
+    if positive_label is None:
+        return 1
+    for i, c in enumerate(classes):
+        if c == positive_label or str(c) == str(positive_label):
+            return i
+    raise ModelError(f"positive_label {positive_label!r} is not one of the model's classes "
+                     f"{classes}", "pass one of the model's classes")
+
+
+def _split_pipeline(model: Any) -> tuple[Any, Any]:
+    """(preprocessing or None, final estimator)."""
+    steps = getattr(model, "steps", None)
+    if _module(model).startswith("sklearn.pipeline") and steps:
+        final = steps[-1][1]
+        pre = model[:-1] if len(steps) > 1 else None
+        return pre, final
+    return None, model
+
+
+def _dense(matrix: Any) -> np.ndarray:
+    if hasattr(matrix, "toarray"):
+        matrix = matrix.toarray()
+    return np.asarray(matrix, dtype=float)
+
+
+def _derived_columns(pre: Any, frame: pd.DataFrame, features: list[str],
+                     transformed: np.ndarray) -> np.ndarray | None:
+    """Which original column each transformed column comes from (-1: constant, none).
+
+    Each original column is shifted by one row (``np.roll``) and the transformed columns that
+    change are recorded. A column-wise transform of a column that varies over ``frame`` always
+    changes somewhere under the shift, so the mapping is exact for such transforms. Returns
+    None when some transformed column depends on several original columns (an interaction) or
+    varies without depending on any: then the pipeline is not separable.
+    """
+    origin = np.full(transformed.shape[1], -1, dtype=np.int64)
+    for j, col in enumerate(features):
+        shifted = frame.copy()
+        shifted[col] = frame[col].take(np.roll(np.arange(len(frame)), 1)).set_axis(frame.index)
+        t = _dense(pre.transform(shifted))
+        if t.shape != transformed.shape:
+            return None
+        changed = ~((t == transformed) | (np.isnan(t) & np.isnan(transformed)))
+        hit = changed.any(axis=0)
+        if (origin[hit] >= 0).any():
+            return None  # a derived column of two original columns
+        origin[hit] = j
+    free = origin < 0
+    if free.any():
+        col = transformed[:, free]
+        varies = ~((col == col[:1]) | (np.isnan(col) & np.isnan(col[:1]))).all(axis=0)
+        if varies.any():
+            return None
+    return origin
+
+
+def _as_frame(X: Any, features: list[str] | None, role: str) -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(X, pd.Series):
+        X = X.to_frame().T
+    elif isinstance(X, Mapping):
+        X = pd.DataFrame([dict(X)])
+    elif not isinstance(X, pd.DataFrame):
+        arr = np.asarray(X)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2:
+            raise InputError(f"{role} must be a table of rows, got an array of shape {arr.shape}",
+                             "pass a pandas DataFrame with the model's input columns")
+        names = features or [f"x{i}" for i in range(arr.shape[1])]
+        if len(names) != arr.shape[1]:
+            raise InputError(f"{role} has {arr.shape[1]} columns but {len(names)} features "
+                             "were named", "pass features=[...] matching the columns")
+        X = pd.DataFrame(arr, columns=names)
+    if features is not None:
+        missing = [f for f in features if f not in X.columns]
+        if missing:
+            raise InputError(f"{role} lacks the model's input column(s) "
+                             f"{', '.join(map(repr, missing[:5]))}",
+                             "pass rows with every column the model was trained on")
+        X = X[features]
+    return X.reset_index(drop=True)
+
+
+def _resolve_features(model: Any, X: Any, features: Sequence[str] | None) -> list[str] | None:
+    if features is not None:
+        return [str(f) for f in features]
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return [str(f) for f in names]
+    cols = getattr(X, "columns", None)
+    if cols is not None:
+        return [str(c) for c in cols]
+    index = getattr(X, "index", None)  # a Series: one case
+    if index is not None and not isinstance(X, np.ndarray):
+        return [str(c) for c in index]
+    return None
+
+
+def _score_fn(model: Any, pos: int, space: str) -> Callable[[Any], np.ndarray]:
+    """The model's output in ``space`` as a function of rows (an independent model call)."""
+    if space == "probability":
+        return lambda X: np.asarray(model.predict_proba(X), dtype=float)[:, pos]
+    if space in ("decision function", "log-odds"):
+        sign = 1.0 if pos == 1 else -1.0
+        return lambda X: sign * np.asarray(model.decision_function(X), dtype=float).ravel()
+    return lambda X: np.asarray(model.predict(X), dtype=float).ravel()
+
+
+def _agnostic_space(model: Any) -> str:
+    if hasattr(model, "predict_proba"):
+        return "probability"
+    if hasattr(model, "decision_function"):
+        return "decision function"
+    return "prediction"
+
+
+def _tree_raw(est: Any, kind: str, pos: int) -> tuple[str, Callable[[Any], np.ndarray]]:
+    """(output space, independent raw-output function) of a tree model."""
+    name = type(est).__name__
+    sign = 1.0 if pos == 1 else -1.0
+    if not _is_classifier(est):
+        return "prediction", lambda X: np.asarray(est.predict(X), dtype=float).ravel()
+    if name in _PROBA_RAW:
+        return "probability", lambda X: np.asarray(est.predict_proba(X), dtype=float)[:, pos]
+    if kind == "lightgbm":
+        return "log-odds", lambda X: sign * np.asarray(est.predict(X, raw_score=True),
+                                                       dtype=float).ravel()
+    if kind == "xgboost":
+        return "log-odds", lambda X: sign * np.asarray(est.predict(X, output_margin=True),
+                                                       dtype=float).ravel()
+    return "log-odds", lambda X: sign * np.asarray(est.decision_function(X),
+                                                   dtype=float).ravel()
+
+
+def _pick_class(values: Any, base: Any, pos: int, flip: bool, space: str = ""
+                ) -> tuple[np.ndarray, float]:
+    """SHAP values and base value of the positive class from shap's output.
+
+    A single output explains class 1; for class 0 a margin changes sign and a probability
+    becomes one minus it.
+    """
+    v = np.asarray(values, dtype=float)
+    b = np.asarray(base, dtype=float).ravel()
+    if v.ndim == 3:  # (rows, features, classes)
+        return v[:, :, pos], float(b[pos])
+    if not flip:
+        return v, float(b[0])
+    return -v, (1.0 - float(b[0])) if space == "probability" else -float(b[0])
+
+
+def _sample_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    if len(frame) <= n:
+        return frame.reset_index(drop=True)
+    idx = np.sort(np.random.default_rng(seed).choice(len(frame), n, replace=False))
+    return frame.iloc[idx].reset_index(drop=True)
+
+
+def _group_sum(values: np.ndarray, origin: np.ndarray, n_features: int) -> np.ndarray:
+    out = np.zeros((values.shape[0], n_features))
+    for k in range(n_features):
+        sel = origin == k
+        if sel.any():
+            out[:, k] = values[:, sel].sum(axis=1)
+    return out
+
+
+def explain(model: Any, X: Any, *, background: Any = None,
+            features: Sequence[str] | None = None, output: str = "raw",
+            positive_label: Any = None, max_background: int = 100, max_coalitions: int = 2048,
+            seed: int = 0) -> Explanation:
+    """SHAP values of the rows ``X`` for ``model``, one column per original input.
+
+    Parameters
+    ----------
+    model : fitted estimator or Pipeline
+        A binary classifier or a regressor with ``predict``.
+    X : DataFrame
+        The rows to explain, with the model's input columns.
+    background : DataFrame, optional
+        Typical rows (the training data, or the audited data) the explainer compares against;
+        at most ``max_background`` of them are used (a random sample drawn with ``seed``).
+        Needed except for a tree model explained in its raw output.
+    features : list of str, optional
+        The model's input columns (default: ``model.feature_names_in_``, else ``X``'s columns).
+    output : {"raw", "probability", "auto"}
+        ``"raw"``: the explainer's natural output space (log-odds for boosted trees and
+        logistic regression; fastest). ``"probability"``: the probability of the positive
+        class (needs ``predict_proba``). ``"auto"``: probability when the model has it.
+    positive_label : optional
+        The positive class (default: the model's last class).
+    max_background : int
+        Bound on the background sample (the model-agnostic explainer's cost grows with it).
+    max_coalitions : int
+        Coalitions of inputs the model-agnostic explainer (shap's KernelExplainer) evaluates
+        per row, each against every background row. With ``2**n_features - 2`` or fewer it
+        enumerates them all and the values are exact Shapley values; beyond, it samples.
+    seed : int
+        Seed of the background sample and of the model-agnostic explainer's sampling.
+
+    Returns
+    -------
+    Explanation
+
+    Raises
+    ------
+    lea_ai_audit.errors.ModelError
+        A model with no ``predict``, or with more than two classes.
+    lea_ai_audit.errors.InputError
+        Rows without the model's columns, or no background where one is needed.
+
+    Examples
+    --------
+    >>> from lea_ai_audit.datasets import make_demo, FEATURES
+    >>> demo = make_demo(n_rows=2000, seed=1)
+    >>> e = explain(demo.model, demo.test[FEATURES].head(50), background=demo.train[FEATURES])
+    >>> e.output_space, e.max_additivity_error < 1e-9
+    ('log-odds', True)
+    """
+    if output not in OUTPUTS:
+        raise InputError(f"output must be one of {OUTPUTS}, got {output!r}",
+                         "use 'raw' (fastest), 'probability' or 'auto'")
+    if not hasattr(model, "predict"):
+        raise ModelError(f"the model ({type(model).__name__}) has no predict method",
+                         "pass a fitted scikit-learn-compatible estimator")
+    if int(max_background) < 1:
+        raise InputError(f"max_background must be at least 1, got {max_background}",
+                         "pass e.g. 100")
+    feats = _resolve_features(model, X, features)
+    frame = _as_frame(X, feats, "X")
+    feats = [str(c) for c in frame.columns]
+    bg = None
+    if background is not None:
+        bg = _sample_rows(_as_frame(background, feats, "background"), int(max_background),
+                          seed)
+        if len(bg) == 0:
+            bg = None
+    pos = _positive_index(model, positive_label) if _is_classifier(model) else 1
+    if output == "auto":
+        output = "probability" if hasattr(model, "predict_proba") else "raw"
+    if output == "probability" and not hasattr(model, "predict_proba"):
+        raise ModelError(f"the model ({type(model).__name__}) gives no probabilities",
+                         "explain its raw output instead (output='raw')")
+    import warnings
+
+    import shap  # noqa: F401  (lazy: heavy)
+
+    with warnings.catch_warnings():
+        # shap and LightGBM warn about API changes that do not concern these values
+        warnings.simplefilter("ignore")
+        return _explain(model, frame, bg, feats, output, pos, max_coalitions, seed)
+
+
+def _explain(model: Any, frame: pd.DataFrame, bg: pd.DataFrame | None, feats: list[str],
+             output: str, pos: int, max_coalitions: int, seed: int) -> Explanation:
+    pre, final = _split_pipeline(model)
+    kind = _tree_kind(final)
+    fast = kind is not None or _is_linear(final)
+    notes: list[str] = []
+    flip = pos != 1
+    n_bg = 0 if bg is None else len(bg)
+    if pre is None:
+        if fast:
+            x_in = frame if kind is not None else frame.to_numpy(dtype=float)
+            bg_in = None if bg is None else (bg if kind is not None else bg.to_numpy(dtype=float))
+            if kind is None and bg_in is None:
+                raise InputError("explaining a linear model needs background rows",
+                                 "pass background= (e.g. the training data)")
+            res = _explain_fast(final, kind, x_in, bg_in, output, pos, flip, False)
+            if res is not None:
+                values, base, space, method, fn = res
+                used = 0 if method.startswith("tree (path") else n_bg
+                return Explanation(values, base, fn(x_in), feats, frame, space, method, used,
+                                   seed, ())
+            notes.append(_FALLBACK_NOTE)
+        both = _both(frame, bg)
+        return _explain_agnostic(model, frame, both, None, None, feats, output, pos,
+                                 max_coalitions, seed, notes)
+    if bg is None:
+        raise InputError("explaining a Pipeline needs background rows",
+                         "pass background= (e.g. the training data)")
+    both = _both(frame, bg)
+    t_both = _dense(pre.transform(both))
+    origin = _derived_columns(pre, both, feats, t_both)
+    if origin is None:
+        notes.append("the preprocessing mixes original columns (some derived column depends "
+                     "on several of them), so the whole pipeline was explained "
+                     "model-agnostically on the original columns")
+        return _explain_agnostic(model, frame, both, None, None, feats, output, pos,
+                                 max_coalitions, seed, notes)
+    n_derived = int((origin >= 0).sum())
+    notes.append(f"the preprocessing makes {t_both.shape[1]} columns, each from one original "
+                 f"column ({n_derived} vary with theirs); they were explained together as that "
+                 "column")
+    if fast:
+        t_x, t_bg = t_both[:len(frame)], t_both[len(frame):]
+        res = _explain_fast(final, kind, t_x, t_bg, output, pos, flip, True)
+        if res is not None:
+            values, base, space, method, fn = res
+            values = _group_sum(values, origin, len(feats))
+            notes[-1] = (f"the pipeline's final estimator was explained on the "
+                         f"{t_x.shape[1]} columns its preprocessing makes; the SHAP values of "
+                         "the columns derived from each original column were summed into it")
+            return Explanation(values, base, fn(t_x), feats, frame, space, method, len(t_bg),
+                               seed, tuple(notes))
+        notes.append(_FALLBACK_NOTE)
+    return _explain_agnostic(model, frame, both, final, (t_both, origin), feats, output, pos,
+                             max_coalitions, seed, notes)
+
+
+_FALLBACK_NOTE = ("no fast explainer gives this output for this model, so shap's "
+                  "model-agnostic KernelExplainer was used")
+
+
+def _both(frame: pd.DataFrame, bg: pd.DataFrame | None) -> pd.DataFrame:
+    if bg is None:
+        raise InputError("the model-agnostic explainer needs background rows",
+                         "pass background= (e.g. the training data)")
+    import pandas as pd
+
+    return pd.concat([frame, bg], ignore_index=True)
+
+
+def _explain_fast(final: Any, kind: str | None, x: Any, bg: Any, output: str, pos: int,
+                  flip: bool, interventional: bool
+                  ) -> tuple[np.ndarray, float, str, str, Callable[[Any], np.ndarray]] | None:
+    """Tree or linear SHAP of ``final``; None when it cannot give the wanted output."""
+    import shap
+
+    name = type(final).__name__
+    if kind is None:  # linear
+        if output == "probability":
+            return None
+        explainer = shap.LinearExplainer(final, bg)
+        values, base = _pick_class(explainer.shap_values(x), explainer.expected_value, pos, flip)
+        is_logit = name in ("LogisticRegression", "LogisticRegressionCV") or (
+            name == "SGDClassifier" and getattr(final, "loss", "") == "log_loss")
+        if _is_classifier(final):
+            space = "log-odds" if is_logit else "decision function"
+        else:
+            space = "prediction"
+        fn = _score_fn(final, pos, space)
+        return values, base, space, f"linear ({type(final).__name__}, interventional)", fn
+    if output == "probability" and name not in _PROBA_RAW:
+        if name not in _PROBABILITY_TREES or bg is None or not hasattr(final, "predict_proba"):
+            return None
+        try:
+            explainer = shap.TreeExplainer(final, data=bg, model_output="probability",
+                                           feature_perturbation="interventional")
+            values, base = _pick_class(explainer.shap_values(x, check_additivity=False),
+                                       explainer.expected_value, pos, flip, "probability")
+        except Exception:
+            return None  # e.g. categorical splits: the model-agnostic explainer takes over
+        fn = _score_fn(final, pos, "probability")
+        err = np.abs(base + values.sum(axis=1) - fn(x))
+        if err.size and float(err.max()) > 1e-6:
+            return None  # not additive: do not hand out wrong reasons
+        return values, base, "probability", f"tree ({name}, interventional)", fn
+    space, fn = _tree_raw(final, kind, pos)
+    if output == "probability" and space != "probability":
+        return None
+    if interventional:
+        if bg is None:
+            return None
+        explainer = shap.TreeExplainer(final, data=bg, feature_perturbation="interventional")
+        method = f"tree ({name}, interventional)"
+    else:
+        explainer = shap.TreeExplainer(final, feature_perturbation="tree_path_dependent")
+        method = f"tree ({name}, path-dependent)"
+    values, base = _pick_class(explainer.shap_values(x, check_additivity=False),
+                               explainer.expected_value, pos, flip, space)
+    return values, base, space, method, fn
+
+
+def _explain_agnostic(model: Any, frame: pd.DataFrame, both: pd.DataFrame, final: Any,
+                      transformed: tuple[np.ndarray, np.ndarray] | None, feats: list[str],
+                      output: str, pos: int, max_coalitions: int, seed: int,
+                      notes: list[str]) -> Explanation:
+    """shap's KernelExplainer over the original columns (exact when every coalition fits).
+
+    Every cell is coded by the row it comes from (the explained rows, then the background),
+    so a masked case is assembled from real rows of any dtype. For a separable pipeline the
+    assembly is done on the transformed matrix (each derived column taken from the row its
+    original column comes from) and only the final estimator is called.
+    """
+    import pandas as pd
+    import shap
+
+    space = "probability" if output == "probability" else _agnostic_space(model)
+    n_x, m = len(frame), len(feats)
+    if transformed is not None:
+        t_both, origin = transformed
+        src = np.where(origin >= 0, origin, 0)
+        cols = np.arange(t_both.shape[1])
+        fn_final = _score_fn(final, pos, space)
+
+        def f(z: np.ndarray) -> np.ndarray:
+            rows = np.asarray(z, dtype=np.int64)[:, src]
+            return fn_final(t_both[rows, cols])
+    else:
+        fn_model = _score_fn(model, pos, space)
+        columns = {c: both[c] for c in feats}
+
+        def f(z: np.ndarray) -> np.ndarray:
+            r = np.asarray(z, dtype=np.int64)
+            return fn_model(pd.DataFrame({c: columns[c].take(r[:, j]).reset_index(drop=True)
+                                          for j, c in enumerate(feats)}))
+
+    ids = np.arange(len(both), dtype=float)
+    z_x = np.repeat(ids[:n_x, None], m, axis=1)
+    z_bg = np.repeat(ids[n_x:, None], m, axis=1)
+    exhaustive = m <= 30 and 2 ** m - 2 <= int(max_coalitions)
+    nsamples = max(2 ** m - 2, 1) if exhaustive else int(max_coalitions)
+    state = np.random.get_state()  # KernelExplainer samples coalitions with numpy's global RNG
+    np.random.seed(seed % 2**32)
+    try:
+        explainer = shap.KernelExplainer(f, z_bg)
+        values = np.asarray(explainer.shap_values(z_x, nsamples=nsamples, l1_reg=False,
+                                                  silent=True), dtype=float)
+    finally:
+        np.random.set_state(state)
+    values = values.reshape(n_x, m)
+    base = float(np.ravel(explainer.expected_value)[0])
+    out = _score_fn(model, pos, space)(frame)  # the whole model, called independently of shap
+    how = (f"all {2 ** m} coalitions of the {m} inputs: exact Shapley values" if exhaustive
+           else f"{nsamples} sampled coalitions of the {m} inputs: an estimate")
+    method = f"model-agnostic (shap KernelExplainer, {how})"
+    return Explanation(values, base, out, feats, frame, space, method, len(z_bg), seed,
+                       tuple(notes))
+
+
+# -- plain words -------------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    """A plain Python value (numpy scalars unwrapped; missing -> None)."""
+    import pandas as pd
+
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):  # a list-like value: leave it as it is
+        pass
+    return value
+
+
+def _fmt_value(value: Any) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _fmt_amount(x: float) -> str:
+    a = abs(x)
+    if a >= 0.01:
+        return f"{a:.2f}"
+    return f"{a:.2g}"
+
+
+def reason_text(feature: str, value: Any, contribution: float, space: str) -> str:
+    """``"prior_contacts = 7 raised the risk score by 0.18"``: one reason in plain words.
+
+    Examples
+    --------
+    >>> reason_text("prior_contacts", 7, 0.1812, "probability")
+    'prior_contacts = 7 raised the risk score by 0.18'
+    >>> reason_text("age", 52, -0.034, "log-odds")
+    'age = 52 lowered the risk score (log-odds) by 0.03'
+    """
+    what = SCORE_NAMES.get(space, "the score")
+    if contribution == 0:
+        return f"{feature} = {_fmt_value(value)} did not change {what}"
+    verb = "raised" if contribution > 0 else "lowered"
+    return f"{feature} = {_fmt_value(value)} {verb} {what} by {_fmt_amount(contribution)}"
+
+
+def _row_reasons(expl: Explanation, i: int, top: int) -> list[Reason]:
+    row = expl.values[i]
+    order = np.argsort(-np.abs(row), kind="stable")
+    out = []
+    for j in order[:max(int(top), 0)]:
+        c = float(row[j])
+        if c == 0.0 or not math.isfinite(c):
+            continue
+        feat = expl.features[j]
+        value = _plain(expl.data.iloc[i][feat])
+        out.append(Reason(feat, value, c, reason_text(feat, value, c, expl.output_space)))
+    return out
+
+
+def explain_cases(model: Any, X: Any, *, background: Any, features: Sequence[str] | None = None,
+                  top: int = 3, seed: int = 0, positive_label: Any = None,
+                  output: str = "auto", max_background: int = 100) -> list[list[Reason]]:
+    """The top reasons behind the model's score of each row of ``X``, in plain words.
+
+    Parameters
+    ----------
+    model : fitted estimator or Pipeline
+    X : DataFrame
+        The cases, with the model's input columns (a Pipeline's original columns).
+    background : DataFrame
+        Typical rows (e.g. the training data); at most ``max_background`` are used.
+    features : list of str, optional
+        The model's input columns (default: ``model.feature_names_in_``, else ``X``'s).
+    top : int
+        Reasons per case, largest ``|contribution|`` first (features that did not move the
+        score are left out).
+    seed : int
+        Seed of the background sample and of the model-agnostic explainer.
+    positive_label : optional
+        The class whose score is explained (default: the model's last class).
+    output : {"auto", "probability", "raw"}
+        ``"auto"`` explains the probability of the positive class when the model has one
+        (contributions in probability points), else its decision score.
+
+    Returns
+    -------
+    list of list of Reason
+        One list per row of ``X``, in order.
+
+    Examples
+    --------
+    >>> from lea_ai_audit.datasets import make_demo, FEATURES
+    >>> demo = make_demo(n_rows=2000, seed=1)
+    >>> out = explain_cases(demo.model, demo.test[FEATURES].head(3),
+    ...                     background=demo.train[FEATURES], top=2)
+    >>> len(out), len(out[0])
+    (3, 2)
+    """
+    if background is None:
+        raise InputError("no background rows given",
+                         "pass background= typical rows, e.g. the training data")
+    if int(top) < 1:
+        raise InputError(f"top must be at least 1, got {top}", "pass e.g. top=3")
+    expl = explain(model, X, background=background, features=features, output=output,
+                   positive_label=positive_label, max_background=max_background, seed=seed)
+    return expl.reasons(top=int(top))
+
+
+def explain_case(model: Any, row: Any, *, background: Any,
+                 features: Sequence[str] | None = None, top: int = 3, seed: int = 0,
+                 positive_label: Any = None, output: str = "auto",
+                 max_background: int = 100) -> list[Reason]:
+    """The top reasons behind the model's score of one case (see :func:`explain_cases`).
+
+    ``row`` is a pandas Series, a mapping of column to value, or a one-row DataFrame.
+
+    Examples
+    --------
+    >>> from lea_ai_audit.datasets import make_demo, FEATURES
+    >>> demo = make_demo(n_rows=2000, seed=1)
+    >>> r = explain_case(demo.model, demo.test[FEATURES].iloc[0],
+    ...                  background=demo.train[FEATURES])
+    >>> [x.feature for x in r]  # doctest: +SKIP
+    ['district', 'prior_contacts', 'offence_type']
+    """
+    import pandas as pd
+
+    if isinstance(row, pd.DataFrame) and len(row) != 1:
+        raise InputError(f"explain_case takes one case, got {len(row)} rows",
+                         "use explain_cases for several")
+    return explain_cases(model, row, background=background, features=features, top=top,
+                         seed=seed, positive_label=positive_label, output=output,
+                         max_background=max_background)[0]
+
+
+# -- importance --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Importance:
+    """Global importance (mean |SHAP|) with its bootstrap stability.
+
+    ``mean_abs[j]`` is feature ``features[j]``'s (weighted) mean |SHAP|; ``ci_low``/``ci_high``
+    its bootstrap percentile interval; ``top_k`` the indices of the ``k`` most important;
+    ``top_k_agreement`` the share of bootstrap resamples whose top-k set equals it;
+    ``in_top_k`` each feature's share of resamples in which it is in the top k;
+    ``rank_correlation`` the mean Spearman correlation of a resample's importances with the
+    full sample's.
+    """
+
+    features: list[str]
+    mean_abs: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    k: int
+    top_k: list[int]
+    top_k_agreement: float
+    in_top_k: np.ndarray
+    rank_correlation: float
+    n_bootstrap: int
+
+    @property
+    def order(self) -> np.ndarray:
+        """Feature indices, most important first."""
+        return np.argsort(-self.mean_abs, kind="stable")
+
+    @property
+    def share(self) -> np.ndarray:
+        """Each feature's share of the total mean |SHAP|."""
+        total = float(self.mean_abs.sum())
+        return self.mean_abs / total if total > 0 else np.zeros_like(self.mean_abs)
+
+    def rank(self, feature: str) -> int:
+        """1 for the most important feature."""
+        j = self.features.index(feature)
+        return int(np.flatnonzero(self.order == j)[0]) + 1
+
+
+def _weighted_mean_abs(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return (w[:, None] * a).sum(axis=0) / w.sum()
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(x, axis=-1)
+
+
+def global_importance(explanation: Explanation, *, weights: Any = None, strata: Any = None,
+                      k: int = 3, n_bootstrap: int = 200, confidence: float = 0.90,
+                      seed: int = 0) -> Importance:
+    """Mean |SHAP| of every feature and how stable the ranking is over bootstrap resamples.
+
+    Parameters
+    ----------
+    explanation : Explanation
+    weights : array, optional
+        Row weights (e.g. ``ctx.sample_weights(idx)`` for a stratified sample, so that the
+        importance describes the whole data).
+    strata : array of int, optional
+        Stratum of each row: resampling is done within strata (a stratified bootstrap).
+    k : int
+        Size of the top set whose stability is measured.
+    n_bootstrap : int
+        Bootstrap resamples.
+    confidence : float
+        Level of the percentile intervals.
+
+    Examples
+    --------
+    >>> imp = global_importance(expl, k=3)  # doctest: +SKIP
+    >>> [imp.features[j] for j in imp.top_k], imp.top_k_agreement  # doctest: +SKIP
+    (['district', 'prior_contacts', 'age'], 0.99)
+    """
+    a = np.abs(explanation.values)
+    n, m = a.shape
+    if n == 0:
+        raise InputError("no rows were explained", "explain at least one row")
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    s = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
+    full = _weighted_mean_abs(a, w)
+    kk = max(1, min(int(k), m))
+    order = np.argsort(-full, kind="stable")
+    top = [int(j) for j in order[:kk]]
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(s == g) for g in np.unique(s)]
+    boot = np.empty((int(n_bootstrap), m))
+    for b in range(int(n_bootstrap)):
+        idx = np.concatenate([mem[rng.integers(0, len(mem), len(mem))] for mem in members])
+        boot[b] = _weighted_mean_abs(a[idx], w[idx])
+    if n_bootstrap > 0:
+        alpha = (1 - confidence) / 2
+        lo, hi = np.quantile(boot, [alpha, 1 - alpha], axis=0)
+        border = np.argsort(-boot, axis=1, kind="stable")[:, :kk]
+        in_top = np.zeros((int(n_bootstrap), m), dtype=bool)
+        np.put_along_axis(in_top, border, True, axis=1)
+        want = np.zeros(m, dtype=bool)
+        want[top] = True
+        agreement = float((in_top == want).all(axis=1).mean())
+        freq = in_top.mean(axis=0)
+        if m > 1:
+            rf, rb = _ranks(full), _ranks(boot)
+            rf = rf - rf.mean()
+            rb = rb - rb.mean(axis=1, keepdims=True)
+            den = np.sqrt((rf ** 2).sum() * (rb ** 2).sum(axis=1))
+            rho = np.where(den > 0, (rb @ rf) / np.where(den > 0, den, 1), 1.0)
+            rank_corr = float(rho.mean())
+        else:
+            rank_corr = 1.0
+    else:
+        lo, hi, agreement, freq, rank_corr = full, full, float("nan"), np.zeros(m), float("nan")
+    return Importance(list(explanation.features), full, np.asarray(lo), np.asarray(hi), kk,
+                      top, agreement, np.asarray(freq), rank_corr, int(n_bootstrap))
+
+
+def importance_by_group(explanation: Explanation, codes: Any, n_groups: int, *,
+                        weights: Any = None) -> dict[str, np.ndarray]:
+    """Mean |SHAP| of each feature in each group, with its standard error.
+
+    Returns a dict of arrays: ``n`` (rows per group), ``mean`` and ``se`` (shape
+    ``(n_groups, n_features)``). Weights (e.g. stratified-sample weights) are used for the
+    means; the standard errors use Kish's effective sample size.
+
+    Examples
+    --------
+    >>> by = importance_by_group(expl, codes, 3)  # doctest: +SKIP
+    >>> by["mean"][1, 0]  # doctest: +SKIP
+    """
+    a = np.abs(explanation.values)
+    codes = np.asarray(codes, dtype=np.int64)
+    w = np.ones(len(codes)) if weights is None else np.asarray(weights, dtype=float)
+    m = a.shape[1]
+    n = np.bincount(codes, minlength=n_groups)
+    sw = np.bincount(codes, weights=w, minlength=n_groups)
+    sw2 = np.bincount(codes, weights=w * w, minlength=n_groups)
+    mean = np.full((n_groups, m), np.nan)
+    se = np.full((n_groups, m), np.nan)
+    for j in range(m):
+        s1 = np.bincount(codes, weights=w * a[:, j], minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu = s1 / sw
+            dev = np.bincount(codes, weights=w * (a[:, j] - mu[codes]) ** 2, minlength=n_groups)
+            var = dev / sw
+            n_eff = sw ** 2 / sw2
+            mean[:, j] = mu
+            se[:, j] = np.sqrt(var / np.maximum(n_eff - 1, 1))
+    return {"n": n, "mean": mean, "se": se}
+
+
+# -- proxies -----------------------------------------------------------------------------------
+def _bins(col: pd.Series, n_bins: int, max_levels: int) -> tuple[np.ndarray, int, str]:
+    """Integer bin codes of a column, their count, and how they were made."""
+    import pandas as pd
+
+    numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+    if numeric and col.nunique(dropna=True) > n_bins:
+        v = col.to_numpy(dtype=float, na_value=np.nan)
+        ok = ~np.isnan(v)
+        edges = np.unique(np.quantile(v[ok], np.linspace(0, 1, n_bins + 1)[1:-1]))
+        codes = np.searchsorted(edges, v, side="right").astype(np.int64)
+        k = len(edges) + 1
+        codes[~ok] = k  # missing values: their own bin
+        return codes, k + 1, f"{n_bins} quantile bins"
+    codes, uniq = pd.factorize(col.astype(object), use_na_sentinel=False)
+    codes = codes.astype(np.int64)
+    k = len(uniq)
+    if k > max_levels:  # rare levels pooled: keep the most frequent ones
+        counts = np.bincount(codes, minlength=k)
+        keep = np.argsort(-counts, kind="stable")[:max_levels - 1]
+        remap = np.full(k, max_levels - 1, dtype=np.int64)
+        remap[keep] = np.arange(len(keep))
+        return remap[codes], max_levels, f"{max_levels - 1} most frequent values + other"
+    return codes, max(k, 1), "values"
+
+
+def _auc_from_counts(score: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
+    """AUC of scored points carrying ``pos`` positive and ``neg`` negative cases (ties 1/2)."""
+    P, N = pos.sum(), neg.sum()
+    if P == 0 or N == 0:
+        return float("nan")
+    uniq, inv = np.unique(score, return_inverse=True)
+    p = np.bincount(inv, weights=pos, minlength=len(uniq))
+    q = np.bincount(inv, weights=neg, minlength=len(uniq))
+    below = np.cumsum(q) - q
+    return float((p * (below + 0.5 * q)).sum() / (P * N))
+
+
+def _proxy_auc(bins: np.ndarray, n_bins: int, groups: np.ndarray, n_groups: int,
+               folds: np.ndarray) -> float:
+    """Cross-fitted one-feature classifier's AUC (one group vs the rest, weighted by size).
+
+    The classifier is the feature's frequency table: P(group | bin) from one fold, smoothed
+    toward the group shares by one pseudo-case, scores the other fold.
+    """
+    G = n_groups
+    tables = []
+    for f in (0, 1):
+        sel = folds == f
+        tables.append(np.bincount(bins[sel] * G + groups[sel],
+                                  minlength=n_bins * G).reshape(n_bins, G).astype(float))
+    sizes = tables[0].sum(axis=0) + tables[1].sum(axis=0)
+    if (sizes > 0).sum() < 2:
+        return float("nan")
+    aucs, wts = [], []
+    for g in range(G):
+        if sizes[g] == 0:
+            continue
+        scores, pos, neg = [], [], []
+        for f in (0, 1):
+            train, test = tables[1 - f], tables[f]
+            prior = train.sum(axis=0) / max(train.sum(), 1.0)
+            p = (train[:, g] + prior[g]) / (train.sum(axis=1) + 1.0)
+            scores.append(p)
+            pos.append(test[:, g])
+            neg.append(test.sum(axis=1) - test[:, g])
+        a = _auc_from_counts(np.concatenate(scores), np.concatenate(pos), np.concatenate(neg))
+        if math.isfinite(a):
+            aucs.append(a)
+            wts.append(sizes[g])
+    if not aucs:
+        return float("nan")
+    return float(np.average(aucs, weights=wts))
+
+
+def _uncertainty_coefficient(bins: np.ndarray, n_bins: int, groups: np.ndarray,
+                             n_groups: int) -> float:
+    """Theil's U: the share of the attribute's entropy the feature explains (0-1)."""
+    t = np.bincount(bins * n_groups + groups, minlength=n_bins * n_groups).reshape(
+        n_bins, n_groups).astype(float)
+    n = t.sum()
+    pg = t.sum(axis=0) / n
+    pb = t.sum(axis=1) / n
+    hg = -np.sum(pg[pg > 0] * np.log(pg[pg > 0]))
+    if hg <= 0:
+        return float("nan")
+    pj = t / n
+    nz = pj > 0
+    mi = np.sum(pj[nz] * np.log(pj[nz] / (pb[:, None] * pg[None, :])[nz]))
+    return float(max(0.0, mi / hg))
+
+
+def proxy_strength(data: pd.DataFrame, features: Sequence[str], sensitive: Sequence[str], *,
+                   n_bins: int = 20, max_levels: int = 200, seed: int = 0
+                   ) -> list[dict[str, Any]]:
+    """How well each feature alone predicts each sensitive attribute.
+
+    For every (feature, attribute): the AUC of a one-feature classifier (the feature's
+    frequency table, fitted on one half of the rows and scored on the other, both ways; one
+    group against the rest, averaged with the groups' sizes as weights: 0.5 = no information,
+    1 = the feature gives the group away), and the uncertainty coefficient (the share of the
+    attribute's entropy the feature explains, on all rows; it is biased upward for features
+    with many values, the cross-fitted AUC is not). Numbers are cut into ``n_bins`` quantile
+    bins; text and few-valued columns use their values (the ``max_levels`` most frequent).
+
+    Returns
+    -------
+    list of dict
+        ``{"feature", "attribute", "auc", "uncertainty", "binning", "n"}``, strongest first.
+
+    Examples
+    --------
+    >>> from lea_ai_audit.datasets import make_police_triage
+    >>> df = make_police_triage(5000, seed=2)
+    >>> top = proxy_strength(df, ["district", "age"], ["ethnicity"])[0]
+    >>> top["feature"], top["auc"] > 0.7
+    ('district', True)
+    """
+    import pandas as pd
+
+    if int(n_bins) < 2:
+        raise InputError(f"n_bins must be at least 2, got {n_bins}", "pass e.g. 20")
+    missing = [c for c in [*features, *sensitive] if c not in data.columns]
+    if missing:
+        raise InputError(f"column(s) {', '.join(map(repr, missing[:5]))} are not in the data",
+                         "pass columns of the data")
+    rng = np.random.default_rng(seed)
+    folds = rng.integers(0, 2, len(data))
+    rows = []
+    for attr in sensitive:
+        g_codes, g_uniq = pd.factorize(data[attr].astype(object), use_na_sentinel=False)
+        g_codes = g_codes.astype(np.int64)
+        for feat in features:
+            if feat == attr:
+                continue
+            b, nb, how = _bins(data[feat], int(n_bins), int(max_levels))
+            rows.append({"feature": str(feat), "attribute": str(attr),
+                         "auc": _proxy_auc(b, nb, g_codes, len(g_uniq), folds),
+                         "uncertainty": _uncertainty_coefficient(b, nb, g_codes, len(g_uniq)),
+                         "binning": how, "n": len(data)})
+    rows.sort(key=lambda r: -(r["auc"] if math.isfinite(r["auc"]) else 0.0))
+    return rows
+
+
+# -- plots -------------------------------------------------------------------------------------
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    import io
+
+    plt = _pyplot()
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight",
+                    metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def _short(text: Any, limit: int = 32) -> str:
+    s = str(text)
+    return s if len(s) <= limit else s[:limit - 1] + "…"
+
+
+def plot_importance(importance: Importance, *, space: str = "", max_features: int = 15,
+                    title: str = "Which inputs drive the score") -> bytes:
+    """A horizontal bar chart of mean |SHAP| with bootstrap intervals, as PNG bytes.
+
+    Examples
+    --------
+    >>> png = plot_importance(global_importance(expl))  # doctest: +SKIP
+    >>> png[:4]  # doctest: +SKIP
+    b'\\x89PNG'
+    """
+    plt = _pyplot()
+    order = importance.order[:max_features][::-1]
+    names = [_short(importance.features[j]) for j in order]
+    vals = importance.mean_abs[order]
+    err = np.vstack([np.maximum(vals - importance.ci_low[order], 0),
+                     np.maximum(importance.ci_high[order] - vals, 0)])
+    top = set(importance.top_k)
+    colors = ["#1f4e79" if j in top else "#8fa9c4" for j in order]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(order) + 1.4))
+    ax.barh(names, vals, xerr=err, color=colors, capsize=3, ecolor="#444444")
+    unit = f" ({space})" if space else ""
+    ax.set_xlabel(f"mean |SHAP value|{unit}: average effect on the score")
+    ax.set_title(f"{title}\n(dark: top {importance.k}; bars: "
+                 f"{importance.n_bootstrap} bootstrap resamples)", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def plot_case(explanation: Explanation, row: int = 0, *, max_features: int = 10,
+              title: str | None = None) -> bytes:
+    """One case's explanation: each input's push up (red) or down (blue) on the score.
+
+    Examples
+    --------
+    >>> png = plot_case(expl, 0)  # doctest: +SKIP
+    """
+    plt = _pyplot()
+    v = explanation.values[row]
+    order = np.argsort(-np.abs(v), kind="stable")[:max_features][::-1]
+    labels = [_short(f"{explanation.features[j]} = "
+                     f"{_fmt_value(_plain(explanation.data.iloc[row][explanation.features[j]]))}",
+                     40) for j in order]
+    vals = v[order]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(order) + 1.6))
+    ax.barh(labels, vals, color=["#c0392b" if x > 0 else "#2e86c1" for x in vals])
+    ax.axvline(0, color="#333333", linewidth=0.8)
+    space = explanation.output_space
+    ax.set_xlabel(f"effect on the score ({space}); red raises it, blue lowers it")
+    out = float(explanation.output[row])
+    ax.set_title(title or f"Why this case scored {out:.3g} ({space}); the average case "
+                          f"scores {explanation.base_value:.3g}", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def plot_importance_by_group(panels: Sequence[tuple[str, list[str], list[str], np.ndarray]], *,
+                             space: str = "") -> bytes:
+    """Mean |SHAP| per feature per group: one panel per sensitive attribute.
+
+    ``panels`` holds ``(attribute, group labels, feature names, means[groups, features])``.
+
+    Examples
+    --------
+    >>> png = plot_importance_by_group([("sex", ["f", "m"], ["age"], np.ones((2, 1)))])
+    >>> png[:4] == b"\\x89PNG"
+    True
+    """
+    plt = _pyplot()
+    k = max(1, len(panels))
+    n_feat = max((len(p[2]) for p in panels), default=1)
+    fig, axes = plt.subplots(1, k, figsize=(3.4 * k + 2, 0.45 * n_feat + 1.8), squeeze=False,
+                             sharey=True)
+    for i, (ax, (attr, labels, feats, means)) in enumerate(zip(axes[0], panels, strict=False)):
+        means = np.asarray(means, dtype=float)
+        n_g = len(labels)
+        y = np.arange(len(feats))[::-1]
+        h = 0.8 / max(n_g, 1)
+        for g in range(n_g):
+            ax.barh(y + (n_g / 2 - g - 0.5) * h, np.nan_to_num(means[g]), height=h,
+                    label=_short(labels[g], 20))
+        if i == 0:
+            ax.set_yticks(y)
+            ax.set_yticklabels([_short(f, 24) for f in feats])
+        ax.set_title(f"by {_short(attr, 30)}", fontsize=10)
+        ax.set_xlabel(f"mean |SHAP|{f' ({space})' if space else ''}")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Importance of each input, by group", fontsize=11)
+    return _png(fig)
