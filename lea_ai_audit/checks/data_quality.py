@@ -534,7 +534,9 @@ class QualityByGroup(Check):
         metrics["duplicate_share"] = _r6(dups / n)
         if dups / n > float(self.max_duplicate_share):
             findings.append(f"{dups} rows ({dups / n:.2%}) exactly repeat another row "
-                            f"(more than the {float(self.max_duplicate_share):.0%} tolerated)")
+                            f"(more than the {float(self.max_duplicate_share):.0%} tolerated) — "
+                            "check whether cases were recorded twice; without a case number, "
+                            "identical rows can also be distinct cases")
         elif dups:
             notes.append(f"{dups} exact duplicate row(s)")
 

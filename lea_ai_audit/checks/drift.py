@@ -373,6 +373,10 @@ class DataDrift(Check):
             also.append("the make-up of the data changed in " + ", ".join(others))
         if not_in_ref:
             also.append(f"{len(not_in_ref)} model input(s) missing from the reference")
+        no_groups = [a for a in ctx.sensitive if a not in ref_full.columns]
+        if no_groups:
+            also.append("no within-group comparison for " + ", ".join(no_groups)
+                        + " (not in the reference)")
         if pred_note and pred_name not in columns:
             also.append(f"model output not compared ({pred_note})")
         tail = f" ({sizes}" + ("; " + "; ".join(also) if also else "") + ")"

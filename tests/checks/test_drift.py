@@ -193,3 +193,9 @@ def test_a_named_method_is_used(ref, cur):
     rows = _rows(rep)
     assert rows["age"]["test"].lower() == "psi" and rows["age"]["threshold"] == 0.2
     assert rows["age"]["drift"] is True and rows["district"]["drift"] is False
+
+
+def test_reference_without_a_sensitive_attribute_says_so(ref, cur):
+    rep, res = _audit(cur, ref.drop(columns=["sex"]))
+    assert "no within-group comparison for sex (not in the reference)" in res.message
+    assert {r["grouping"] for r in rep.table("drift_by_group")} == {"ethnicity"}
