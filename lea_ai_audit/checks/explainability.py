@@ -27,6 +27,11 @@ Checks
 
 Without a model (a vendor's scores or decisions only) nothing can be explained: the checks
 return SKIPPED with the reason, except ``explain.proxies`` when inputs are declared.
+
+Cost: tree and linear models are explained exactly and fast (``sample_size`` cases, 2,000 by
+default). A model only shap's model-agnostic explainer can explain costs about
+2**n_inputs x background model calls per case, so at most ``AGNOSTIC_SAMPLE_SIZE`` (500) cases
+are explained, each group with at least ``AGNOSTIC_MIN_PER_GROUP`` (20); the results say so.
 """
 
 from __future__ import annotations
@@ -46,6 +51,11 @@ if TYPE_CHECKING:
     from ..explain import Explanation
 
 _CACHE = "_shap_cache"
+#: a model only the model-agnostic explainer can explain costs about 2**n_inputs x background
+#: model calls per case: at most this many cases are explained, each group with at least ...
+AGNOSTIC_SAMPLE_SIZE = 500
+#: ... this many (or all of its cases)
+AGNOSTIC_MIN_PER_GROUP = 20
 NO_MODEL = ("no model to explain: the audit has the tool's scores or decisions only; pass the "
             "fitted model (model= / --model) to explain them")
 
@@ -64,6 +74,7 @@ class _Shared:
     error: str | None
     background_source: str
     background_rows: int
+    min_per_group: int
 
 
 def _validate_sample(size: int, min_per_group: int, max_background: int) -> None:
@@ -109,6 +120,11 @@ def shared_explanation(ctx: AuditContext, *, sample_size: int = 2000, min_per_gr
     cache = _cache(ctx)
     if key in cache:
         return cache[key]
+    from ..explain import explainer_kind
+
+    if explainer_kind(ctx.model) == "model-agnostic":  # about 2**M x background calls a case
+        sample_size = min(int(sample_size), AGNOSTIC_SAMPLE_SIZE)
+        min_per_group = min(int(min_per_group), AGNOSTIC_MIN_PER_GROUP)
     idx = ctx.stratified_sample(int(sample_size), min_per_group=int(min_per_group),
                                 seed=ctx.seed)
     weights = ctx.sample_weights(idx)
@@ -122,7 +138,7 @@ def shared_explanation(ctx: AuditContext, *, sample_size: int = 2000, min_per_gr
                        max_background=int(max_background), seed=ctx.seed)
     except Exception as exc:  # reported by every check that needs it, as ERROR
         error = _error_text(exc)
-    shared = _Shared(idx, weights, expl, error, source, len(bg))
+    shared = _Shared(idx, weights, expl, error, source, len(bg), int(min_per_group))
     cache[key] = shared
     return shared
 
@@ -167,7 +183,8 @@ def _method_text(shared: _Shared, expl: Explanation, ctx: AuditContext) -> str:
     n_strata = ctx.strata.n_groups
     parts = [f"Explained: a stratified sample of {len(shared.idx)} of {ctx.n} cases (seed "
              f"{ctx.seed}; each of the {n_strata} groups of {ctx.strata.name} with at least "
-             "min_per_group cases, or all of its cases; weighted back to the whole data).",
+             f"{shared.min_per_group} cases, or all of its cases; weighted back to the whole "
+             "data).",
              f"Explainer: {expl.method}; output space: {expl.output_space}.",
              f"Background: {shared.background_source}"
              + ("" if expl.background_size else " (not needed by path-dependent Tree SHAP, "
@@ -178,6 +195,7 @@ def _method_text(shared: _Shared, expl: Explanation, ctx: AuditContext) -> str:
 
 def _sample_metrics(shared: _Shared, ctx: AuditContext) -> dict[str, Any]:
     return {"sample_size": len(shared.idx), "sample_seed": ctx.seed,
+            "sample_min_per_group": shared.min_per_group,
             "background_size": shared.background_rows}
 
 
