@@ -740,8 +740,9 @@ def sign_report(report: str | os.PathLike[str], *, key: str | os.PathLike[str] |
         ident = store.reviewers.get(reviewer)
         if ident is None or ident.fingerprint != fp:
             raise InputError(f"this key is not the key of reviewer {reviewer!r} in the trust "
-                             f"store {store.path!r}", "sign with your own key, or ask the keeper of "
-                                                "the trust store to add it")
+                             f"store {store.path!r}",
+                             "sign with your own key, or ask the keeper of the trust store to "
+                             "add it")
         role = role or ident.role
     if not role and isinstance(key, (str, os.PathLike)):
         pub = Path(key).with_suffix(".pub")
