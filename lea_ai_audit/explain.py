@@ -28,9 +28,10 @@ equals the model's output (log-odds for boosted trees and logistic regression, t
 for random forests, the decision function for linear SVMs, ...).
 :attr:`Explanation.additivity_error` measures that against an independent call of the model.
 ``output="probability"`` explains the probability of the positive class instead, which is
-what plain-words reasons use when the model has one: interventional Tree SHAP for forests and
-single trees (their probability is an average of the trees', so it is exact), else the
-model-agnostic explainer, whose values are exact Shapley values up to 11 inputs. (shap's
+what plain-words reasons use when it can be done exactly (``output="auto"``): interventional
+Tree SHAP for forests and single trees (their probability is an average of the trees', so it
+is exact), else the model-agnostic explainer, whose values are exact Shapley values up to 11
+inputs; beyond, "auto" explains the raw output, which the fast explainers give exactly. (shap's
 ``TreeExplainer(model_output="probability")`` for boosted trees is additive, but its values
 differ from the Shapley values of the probability by about 5%, measured against brute force
 on every coalition, so it is not used.)
@@ -277,6 +278,16 @@ def explainer_kind(model: Any) -> str:
     return "model-agnostic"
 
 
+def _probability_is_exact(model: Any, n_features: int, max_coalitions: int) -> bool:
+    """Whether the probability of ``model`` can be explained exactly (and cheaply)."""
+    if not hasattr(model, "predict_proba"):
+        return False
+    _, final = _split_pipeline(model)
+    if type(final).__name__ in _PROBA_RAW and _tree_kind(final) is not None:
+        return True
+    return 2 ** int(n_features) - 2 <= int(max_coalitions)
+
+
 def _dense(matrix: Any) -> np.ndarray:
     if hasattr(matrix, "toarray"):
         matrix = matrix.toarray()
@@ -447,7 +458,10 @@ def explain(model: Any, X: Any, *, background: Any = None,
     output : {"raw", "probability", "auto"}
         ``"raw"``: the explainer's natural output space (log-odds for boosted trees and
         logistic regression; fastest). ``"probability"``: the probability of the positive
-        class (needs ``predict_proba``). ``"auto"``: probability when the model has it.
+        class (needs ``predict_proba``). ``"auto"``: the probability when it can be
+        explained exactly (forests and single trees, or at most 11 inputs, where the
+        model-agnostic explainer enumerates every coalition), else the raw output, which the
+        fast explainers give exactly.
     positive_label : optional
         The positive class (default: the model's last class).
     max_background : int
@@ -498,7 +512,8 @@ def explain(model: Any, X: Any, *, background: Any = None,
             bg = None
     pos = _positive_index(model, positive_label) if _is_classifier(model) else 1
     if output == "auto":
-        output = "probability" if hasattr(model, "predict_proba") else "raw"
+        output = "probability" if _probability_is_exact(model, len(feats),
+                                                        max_coalitions) else "raw"
     if output == "probability" and not hasattr(model, "predict_proba"):
         raise ModelError(f"the model ({type(model).__name__}) gives no probabilities",
                          "explain its raw output instead (output='raw')")
@@ -767,8 +782,11 @@ def explain_cases(model: Any, X: Any, *, background: Any, features: Sequence[str
     positive_label : optional
         The class whose score is explained (default: the model's last class).
     output : {"auto", "probability", "raw"}
-        ``"auto"`` explains the probability of the positive class when the model has one
-        (contributions in probability points), else its decision score.
+        ``"auto"`` explains the probability of the positive class (contributions in
+        probability points) when that can be done exactly — forests and single trees, or
+        models with at most 11 inputs — else the model's raw score (log-odds for boosted
+        trees, the decision score of an SVM), which the fast explainers give exactly; the
+        text names the scale.
 
     Returns
     -------

@@ -429,3 +429,25 @@ def test_plots_are_png() -> None:
 
         img = mpimg.imread(io.BytesIO(png), format="png")
         assert img.shape[0] > 100 and img.shape[1] > 200
+
+
+def test_auto_explains_the_probability_only_when_exact() -> None:
+    rng = np.random.default_rng(12)
+    X = pd.DataFrame(rng.normal(size=(800, 13)), columns=[f"v{j}" for j in range(13)])
+    y = (X["v0"] - X["v1"] + rng.normal(size=800) > 0).astype(int)
+    gb = GradientBoostingClassifier(n_estimators=20, random_state=0).fit(X, y)
+    # 13 inputs: too many coalitions to enumerate, so the exact log-odds are explained
+    reasons = explain_cases(gb, X.iloc[:2], background=X, top=2)
+    assert all("the risk score (log-odds)" in r.text for case in reasons for r in case)
+    rf = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0).fit(X, y)
+    e = explain(rf, X.iloc[:3], background=X.iloc[:50], output="auto", max_background=50)
+    assert e.output_space == "probability" and "interventional" in e.method
+    f = lambda z: rf.predict_proba(z)[:, 1]  # noqa: E731
+    small = X.iloc[:, :3]
+    rf3 = RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0).fit(small, y)
+    e3 = explain(rf3, small.iloc[[5]], background=small.iloc[:20], output="auto",
+                 max_background=20)
+    want = _brute_shapley(lambda z: rf3.predict_proba(z)[:, 1], small.iloc[[5]],
+                          small.iloc[:20])
+    np.testing.assert_allclose(e3.values[0], want, atol=1e-9)
+    np.testing.assert_allclose(e.base_value + e.values.sum(1), f(X.iloc[:3]), atol=1e-9)
