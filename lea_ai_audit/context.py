@@ -227,6 +227,9 @@ class AuditContext:
         ctx.reference = reference
         ctx.attestations = dict(attestations or {})
         ctx.decisions = decisions
+        if schema is not None:  # a bad schema is bad input, not a check that cannot run
+            from .schema import load_schema
+            schema = load_schema(schema)
         ctx.schema = schema  # a user-supplied pandera schema (object or YAML path), or None
         ctx.metadata = dict(metadata or {})  # model-card metadata (owner, intended use, ...)
         if reference is not None and not isinstance(reference, pd.DataFrame):
