@@ -19,8 +19,8 @@ proxies of race among its inputs, data quality and drift against its training ha
 protection: the file holds names and dates of birth). The vendor's tool is audited on the same
 half, and the two audits are compared side by side.
 
-Writes ``OUT/vendor/``, ``OUT/own-model/`` (report.json, evidence/ and the model card when the
-card renderer is installed) and ``OUT/comparison.md``; prints the headline findings in plain
+Writes ``OUT/vendor/``, ``OUT/own-model/`` (report.json, evidence/ and the model card in HTML,
+Markdown and JSON) and ``OUT/comparison.md``; prints the headline findings in plain
 words. Exit code 0 when both audits ran (whatever they found), 2 on bad input.
 """
 
@@ -135,13 +135,11 @@ def headline(report: Any, who: str, *, vendor: bool) -> list[str]:
 
 
 def write_card(report: Any, out: Path) -> str:
-    """Render the model card beside the report when the card renderer is available."""
-    try:
-        from lea_ai_audit.cards import write_cards  # type: ignore[attr-defined]
-    except ImportError:
-        return "model card: renderer not installed in this version (report.json written)"
-    paths = write_cards(report, out)
-    return "model card: " + ", ".join(str(p) for p in paths)
+    """The model card (HTML, Markdown, JSON) beside the report."""
+    from lea_ai_audit.cards import write_cards
+
+    paths = write_cards(report, out, report_dir=out)
+    return "model card: " + ", ".join(str(p) for p in paths.values())
 
 
 def compare(vendor: Any, own: Any) -> str:
@@ -187,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         # -- part 1: the vendor's tool, on every case, from its outputs alone ---------------
         vendor = audit(df, target=TARGET, sensitive=SENSITIVE, prediction="compas_flag",
                        score="decile_score", reference_groups=REFERENCE, author="compas-example",
-                       data_source=source, metadata={**METADATA, "model": "COMPAS (vendor)"},
+                       data_source=source, metadata={**METADATA, "name": "COMPAS (vendor)"},
                        seed=args.seed)
         vendor.save(out / "vendor")
         print("\n".join(headline(vendor, "COMPAS", vendor=True)))
@@ -207,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         own = audit(test, target=TARGET, sensitive=SENSITIVE, model=model, features=FEATURES,
                     reference=train, reference_groups=REFERENCE, author="compas-example",
                     data_source={**source, "split": f"test half, seed {args.seed}"},
-                    metadata={**METADATA, "model": "own gradient boosting (no race, no sex)"},
+                    metadata={**METADATA, "name": "own gradient boosting (no race, no sex)"},
                     seed=args.seed)
         own.save(out / "own-model")
         print()

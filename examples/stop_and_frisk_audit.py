@@ -17,7 +17,7 @@ examples): 11,296 stops with ``score`` (always 1), ``label_value``, ``race`` and
 without a recorded outcome are left out and counted. The policy pack is
 ``police-stops-outcome-test`` (checklists/police-stops-outcome-test.yaml).
 
-Writes ``OUT/report.json`` (and the model card when the card renderer is installed) and prints
+Writes ``OUT/report.json`` and the model card (``card.html``, ``card.md``, ``card.json``); prints
 the hit rates. Exit code 0 when the audit ran, 2 on bad input.
 """
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                        data_source={"file": str(args.data),
                                     "dataset": "NYPD stop, question and frisk 2017 (Aequitas)",
                                     "rows_without_outcome_left_out": dropped},
-                       metadata={"model": "officers' stop decisions (no model)",
+                       metadata={"name": "officers' stop decisions (no model)",
                                  "intended_use": "Outcome test of stop decisions."})
     except LeaAuditError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -97,12 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(hit_rates(report, grouping)))
     for c in report.checks:
         print(f"{c.status.value.upper():7} {c.requirement_id}: {c.message}")
-    try:
-        from lea_ai_audit.cards import write_cards  # type: ignore[attr-defined]
-    except ImportError:
-        print(f"report: {out / 'report.json'} (model card renderer not installed)")
-    else:
-        print("model card: " + ", ".join(str(p) for p in write_cards(report, out)))
+    from lea_ai_audit.cards import write_cards
+
+    cards = write_cards(report, out, report_dir=out)
+    print(f"report: {out / 'report.json'}; model card: "
+          + ", ".join(str(p) for p in cards.values()))
     return 0
 
 

@@ -100,6 +100,12 @@ def test_compas_matches_propublicas_published_figures(compas_run):
                                                            "chosen": "given"}
     assert report.result("fpr-parity").status.value == "fail"
     assert report.status.value == "fail"
+    # the model card beside the report, valid against the shipped schema
+    from lea_ai_audit.cards.render import validate_card
+    card = json.loads((out / "vendor" / "card.json").read_text())
+    validate_card(card)
+    html = (out / "vendor" / "card.html").read_text()
+    assert "African-American" in html and "<script" not in html
     # plain words in the headline
     assert "44.8% [" in stdout or "44.9% [" in stdout
     assert "1.91 times as often" in stdout
@@ -169,6 +175,7 @@ def test_stop_and_frisk_outcome_test(tmp_path, shared_data):
     assert "PPV" in by_check["hit-rate-ratio"].message
     assert "Every case received a positive decision" in r.stdout
     assert "weapon found in" in r.stdout
+    assert (tmp_path / "sqf" / "card.html").exists() and (tmp_path / "sqf" / "card.md").exists()
 
 
 def test_decisions_only_data_under_the_default_policy(shared_data):
