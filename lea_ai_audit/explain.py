@@ -266,7 +266,7 @@ def explainer_kind(model: Any) -> str:
     Examples
     --------
     >>> from sklearn.linear_model import LogisticRegression
-    >>> explainer_kind(LogisticRegression())
+    >>> explainer_kind(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
     'linear'
     """
     pre, final = _split_pipeline(model)
@@ -328,8 +328,8 @@ def _derived_columns(pre: Any, frame: pd.DataFrame, features: list[str],
 def _as_frame(X: Any, features: list[str] | None, role: str) -> pd.DataFrame:
     import pandas as pd
 
-    if isinstance(X, pd.Series):
-        X = X.to_frame().T
+    if isinstance(X, pd.Series):  # one case: each value keeps its own type
+        X = pd.DataFrame([X.to_dict()])
     elif isinstance(X, Mapping):
         X = pd.DataFrame([dict(X)])
     elif not isinstance(X, pd.DataFrame):
@@ -352,6 +352,22 @@ def _as_frame(X: Any, features: list[str] | None, role: str) -> pd.DataFrame:
                              "pass rows with every column the model was trained on")
         X = X[features]
     return X.reset_index(drop=True)
+
+
+def _align_dtypes(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the dtypes of ``like`` where the values survive the change (a case given
+    as a Series arrives with its integers as floats, or everything as objects)."""
+    out = frame.copy()
+    for c in frame.columns:
+        if out[c].dtype == like[c].dtype:
+            continue
+        try:
+            moved = out[c].astype(like[c].dtype)
+        except (TypeError, ValueError):
+            continue
+        if moved.astype(object).equals(out[c].astype(object)):
+            out[c] = moved
+    return out
 
 
 def _resolve_features(model: Any, X: Any, features: Sequence[str] | None) -> list[str] | None:
@@ -510,6 +526,8 @@ def explain(model: Any, X: Any, *, background: Any = None,
                           seed)
         if len(bg) == 0:
             bg = None
+    if bg is not None:
+        frame = _align_dtypes(frame, bg)
     pos = _positive_index(model, positive_label) if _is_classifier(model) else 1
     if output == "auto":
         output = "probability" if _probability_is_exact(model, len(feats),
@@ -755,7 +773,7 @@ def _row_reasons(expl: Explanation, i: int, top: int) -> list[Reason]:
         if c == 0.0 or not math.isfinite(c):
             continue
         feat = expl.features[j]
-        value = _plain(expl.data.iloc[i][feat])
+        value = _plain(expl.data[feat].iloc[i])
         out.append(Reason(feat, value, c, reason_text(feat, value, c, expl.output_space)))
     return out
 
@@ -1203,7 +1221,7 @@ def plot_case(explanation: Explanation, row: int = 0, *, max_features: int = 10,
     v = explanation.values[row]
     order = np.argsort(-np.abs(v), kind="stable")[:max_features][::-1]
     labels = [_short(f"{explanation.features[j]} = "
-                     f"{_fmt_value(_plain(explanation.data.iloc[row][explanation.features[j]]))}",
+                     f"{_fmt_value(_plain(explanation.data[explanation.features[j]].iloc[row]))}",
                      40) for j in order]
     vals = v[order]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(order) + 1.6))

@@ -451,3 +451,19 @@ def test_auto_explains_the_probability_only_when_exact() -> None:
                           small.iloc[:20])
     np.testing.assert_allclose(e3.values[0], want, atol=1e-9)
     np.testing.assert_allclose(e.base_value + e.values.sum(1), f(X.iloc[:3]), atol=1e-9)
+
+
+def test_one_case_as_a_series_keeps_its_types(mixed) -> None:
+    X, y = mixed
+    num = X[["prior_contacts", "age"]].assign(score=np.linspace(0, 1, len(X)))
+    model = _lgbm().fit(num, y)
+    row = num.iloc[7]  # a Series of floats and ints: LightGBM refuses object columns
+    reasons = explain_case(model, row, background=num, top=3)
+    e = explain(model, num.iloc[[7]], background=num, output="auto")
+    assert [r.contribution for r in reasons] == sorted(
+        e.values[0], key=lambda v: -abs(v))[:len(reasons)]
+    assert {r.feature for r in reasons} <= {"prior_contacts", "age", "score"}
+    age = next(r for r in reasons if r.feature == "age") if any(
+        r.feature == "age" for r in reasons) else None
+    if age is not None:
+        assert isinstance(age.value, int) and age.value == int(num["age"].iloc[7])
