@@ -236,6 +236,8 @@ class GlobalImportance(_ExplainCheck):
         Bootstrap resamples (stratified, of the explained cases).
     min_agreement : float
         Share of resamples whose top-k set must equal the sample's; below: WARN (unstable).
+    min_cases : int
+        With fewer explained cases the ranking is insufficient evidence (WARN).
     sample_size, min_per_group, max_background : int
         The stratified sample explained (shared with the other explain.* checks) and the
         background rows the explainer compares against.
@@ -245,11 +247,12 @@ class GlobalImportance(_ExplainCheck):
     title = "Global importance of every input, with its stability"
 
     def __init__(self, *, top_k: int = 3, n_bootstrap: int = 200, min_agreement: float = 0.8,
-                 sample_size: int = 2000, min_per_group: int = 50,
+                 min_cases: int = 30, sample_size: int = 2000, min_per_group: int = 50,
                  max_background: int = 100) -> None:
         self.top_k = top_k
         self.n_bootstrap = n_bootstrap
         self.min_agreement = min_agreement
+        self.min_cases = min_cases
         self.sample_size = sample_size
         self.min_per_group = min_per_group
         self.max_background = max_background
@@ -262,6 +265,8 @@ class GlobalImportance(_ExplainCheck):
             raise ValueError(f"n_bootstrap must be at least 20, got {self.n_bootstrap}")
         if not 0 < float(self.min_agreement) <= 1:
             raise ValueError(f"min_agreement must be in (0, 1], got {self.min_agreement}")
+        if int(self.min_cases) < 1:
+            raise ValueError(f"min_cases must be at least 1, got {self.min_cases}")
 
     def run(self, ctx: AuditContext) -> CheckResult:
         if ctx.model is None:
@@ -304,9 +309,16 @@ class GlobalImportance(_ExplainCheck):
         top = [imp.features[j] for j in imp.top_k]
         lead = ", ".join(f"{f} ({_fmt_share(share[imp.features.index(f)])})" for f in top)
         agree = imp.top_k_agreement
+        if expl.n_rows < int(self.min_cases):
+            return self.result(Status.WARN, f"insufficient evidence: only {expl.n_rows} cases "
+                               f"could be explained (at least {self.min_cases} needed to rank "
+                               f"the inputs); by importance: {lead}", metrics=metrics,
+                               evidence=evidence)
         if len(imp.features) <= imp.k:
-            return self.result(Status.PASS, f"inputs by importance: {lead} (all {imp.k} "
-                                            "inputs, so the top set is trivially stable)",
+            m = len(imp.features)
+            return self.result(Status.PASS, f"inputs by importance: {lead} (the model has "
+                                            f"{m} input{'s' if m != 1 else ''}, so the top set "
+                                            "is trivially stable)",
                                metrics=metrics, evidence=evidence)
         if agree < float(self.min_agreement):
             wobbly = [imp.features[j] for j in np.argsort(-imp.mean_abs, kind="stable")

@@ -343,3 +343,19 @@ def test_a_model_that_cannot_be_explained_gives_an_error_result() -> None:
 def test_bad_parameters_are_refused(check, params, match) -> None:
     with pytest.raises(PolicyError, match=match):
         make_check(check, params)
+
+
+def test_tiny_data_is_insufficient_evidence_not_a_pass() -> None:
+    rng = np.random.default_rng(8)
+    n = 20
+    df = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n),
+                       "g": ["solo", *rng.choice(["a", "b"], n - 1)]})
+    df["y"] = (df["x1"] + rng.normal(size=n) > 0).astype(int)
+    model = LogisticRegression().fit(df[["x1", "x2"]], df["y"])
+    rep = audit(df, target="y", sensitive=["g"], model=model, features=["x1", "x2"],
+                policy=_policy(), track=False)
+    g = rep.result("global-explanation")
+    assert g.status is Status.WARN and "insufficient evidence: only 20 cases" in g.message
+    b = rep.result("explanation-by-group")
+    assert b.status is Status.WARN and "g=solo (1 explained)" in b.message
+    assert rep.result("explanation-additivity").status is Status.PASS
