@@ -656,16 +656,18 @@ class Proxies(_ExplainCheck):
         share: dict[str, float] = {}
         metrics: dict[str, Any] = {"n_rows": len(data)}
         note = ""
-        if ctx.model is not None:
-            shared = self._shared(ctx)
-            if shared.explanation is None:
-                return self._cannot(shared)
+        shared = self._shared(ctx) if ctx.model is not None else None
+        if shared is not None and shared.explanation is not None:
             imp = global_importance(shared.explanation, weights=shared.weights, k=self.top_k,
                                     n_bootstrap=0)
             for r, j in enumerate(imp.order, start=1):
                 rank[imp.features[j]] = r
                 share[imp.features[j]] = float(imp.share[j])
             metrics.update(_sample_metrics(shared, ctx))
+        elif shared is not None:
+            note = (f"the model could not be explained ({shared.error}), so the importance of "
+                    "the inputs cannot be judged, only how well they predict the sensitive "
+                    "attributes")
         else:
             note = ("no model: the importance of the inputs cannot be judged, only how well "
                     "they predict the sensitive attributes")
@@ -709,7 +711,7 @@ class Proxies(_ExplainCheck):
                                "; ".join(findings) + ": the model can treat these groups "
                                "differently through it without seeing the attribute" + tail,
                                metrics=metrics, evidence=evidence)
-        if strong_only and ctx.model is None:
+        if strong_only and not rank:
             return self.result(Status.WARN, "strong proxies among the inputs: "
                                + "; ".join(strong_only[:5]) + f" ({note})", metrics=metrics,
                                evidence=evidence)
