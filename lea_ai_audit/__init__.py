@@ -27,12 +27,15 @@ __all__ = [
     "CheckResult",
     "Evidence",
     "Policy",
+    "Reason",
     "Requirement",
     "Status",
     "__version__",
     "audit",
     "available_checks",
     "errors",
+    "explain_case",
+    "explain_cases",
     "list_policies",
     "load_policy",
 ]
@@ -45,6 +48,7 @@ _LAZY = {
     "Policy": "policy", "Requirement": "policy", "load_policy": "policy",
     "list_policies": "policy",
     "available_checks": "checks",
+    "Reason": "explain", "explain_case": "explain", "explain_cases": "explain",
     "errors": None,
 }
 
@@ -52,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import errors
     from .checks import available_checks
     from .context import AuditContext
+    from .explain import Reason, explain_case, explain_cases
     from .policy import Policy, Requirement, list_policies, load_policy
     from .results import SCHEMA_VERSION, AuditReport, CheckResult, Evidence, Status
     from .runner import Audit, audit

@@ -144,8 +144,9 @@ def test_card_sections_and_figures(report_dir: Path) -> None:
     assert "disparity" in row[-1] and "fpr" in row[-1]
     assert d["quantitative_analyses"]["intersectional"][0]["attribute"] == "ethnicity & sex"
     # the evidence plot is inlined byte for byte; the card's own plots are PNGs too
-    (plot,) = rep.files()
-    ev_fig = next(f for f in d["figures"] if f["source"] == "evidence")
+    plot = next(e for e in rep.files() if e.name == "importance <plot>")
+    ev_fig = next(f for f in d["figures"]
+                  if f["source"] == "evidence" and f["path"] == plot.data["path"])
     assert ev_fig["path"] == plot.data["path"]
     imgs = [t[1]["src"] for t in _tags(page) if t[0] == "img"]
     raws = [base64.b64decode(s.split(",", 1)[1]) for s in imgs]
@@ -163,10 +164,11 @@ def test_changed_evidence_file_is_reported_not_shown(report_dir: Path, tmp_path:
 
     d = tmp_path / "r"
     shutil.copytree(report_dir, d)
-    (plot,) = AuditReport.load(d).files()
+    plot = next(e for e in AuditReport.load(d).files() if e.name == "importance <plot>")
     (d / plot.data["path"]).write_bytes(b"\x89PNG tampered")
     card = build_card(d)
-    assert not [f for f in card.data["figures"] if f["source"] == "evidence"]
+    shown = [f["path"] for f in card.data["figures"] if f["source"] == "evidence"]
+    assert plot.data["path"] not in shown  # the tampered file is not shown; the others are
     assert any("changed after the audit" in c for c in card.data["caveats_and_recommendations"])
 
 

@@ -101,7 +101,7 @@ def test_export_holds_everything_with_digests(bundle: tuple[Path, Path], capsys)
         manifest = json.loads(zf.read(MANIFEST))
         for f in manifest["files"]:  # digests recomputed independently of the library
             assert hashlib.sha256(zf.read(f["path"])).hexdigest() == f["sha256"]
-    (plot,) = rep.files()
+    plot = next(e for e in rep.files() if e.name == "importance <plot>")
     assert {"report.json", "card.html", "card.md", "card.json", "signoffs/a.json",
             plot.data["path"], MANIFEST} <= names
     assert manifest["report_sha256"] == rep.digest()
@@ -115,7 +115,7 @@ def test_verify_detects_tampering(bundle: tuple[Path, Path], tmp_path: Path, cap
                                   fair_report_dir: Path, attack: str) -> None:
     d, z = bundle
     rep = AuditReport.load(d)
-    (plot,) = rep.files()
+    plot = next(e for e in rep.files() if e.name == "importance <plot>")
     bad = tmp_path / f"{attack}.zip"
     if attack == "report":  # a FAIL turned into a PASS
         _rewrite(z, bad, lambda n, b: b.replace(b'"status": "fail"', b'"status": "pass"', 1)
@@ -175,7 +175,7 @@ def test_verify_bad_input(tmp_path: Path, capsys) -> None:
 def test_export_refuses_changed_evidence(report_dir: Path, tmp_path: Path, capsys) -> None:
     d = tmp_path / "a"
     shutil.copytree(report_dir, d)
-    (plot,) = AuditReport.load(d).files()
+    plot = next(e for e in AuditReport.load(d).files() if e.name == "importance <plot>")
     (d / plot.data["path"]).write_bytes(b"changed")
     rc, _, err = _cli(capsys, "export", d, "--out", tmp_path / "b.zip")
     assert rc == 2 and "does not match its digest" in _one_error_line(err)
