@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,38 @@ def shared_data() -> Path:
         pytest.fail(f"the shared data directory {SHARED_DATA} is missing: clone the project "
                     "with shared/ beside it (see README)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_global_state():
+    """Give each test MLflow's process-wide state as it found it.
+
+    ``mlflow.set_tracking_uri``/``set_experiment``/``start_run`` keep module-level globals that
+    outlive a test's ``monkeypatch`` of MLFLOW_TRACKING_URI: one test's registry would otherwise
+    receive the next test's runs (order-dependent failures).
+    """
+    mods = {}
+    if "mlflow" in sys.modules:
+        from mlflow.tracking import fluent
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        mods = {"t": tracking_utils, "r": registry_utils, "f": fluent}
+    saved = ((mods["t"]._tracking_uri, mods["r"]._registry_uri, mods["f"]._active_experiment_id)
+             if mods else (None, None, None))
+    yield
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow
+    from mlflow.tracking import fluent
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    for _ in range(10):  # a run left open by a failed test, possibly on a store now deleted
+        if mlflow.active_run() is None:
+            break
+        try:
+            mlflow.end_run()
+        except Exception:
+            fluent._active_run_stack.get().pop()
+    tracking_utils._tracking_uri, registry_utils._registry_uri, fluent._active_experiment_id = saved

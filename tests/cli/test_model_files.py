@@ -112,7 +112,6 @@ def test_mlflow_registered_model_is_audited(files, tmp_path, monkeypatch):
     d, demo = files
     uri = f"sqlite:///{tmp_path / 'registry.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("lea-test-models")
     with mlflow.start_run():
         mlflow.sklearn.log_model(demo.model, name="model", registered_model_name="triage",
