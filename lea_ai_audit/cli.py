@@ -273,20 +273,30 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from .gate import evaluate_gate, write_junit
-    from .results import AuditReport
+    from .results import AuditReport, Status
 
     report = AuditReport.load(args.report)
     verdict = evaluate_gate(report)  # refuses an edited report before anything is written
     reasons = list(verdict.reasons)
     extra = [r for fn in _hook("gate_reasons") for r in fn(args, report) or []]
-    opened = verdict.opened and not extra
+    # A failed audit opens only under a valid sign-off whose every approval waived each failed
+    # requirement (the waivers are signed; the sign-off rule must hold in full).
+    waived = {w for fn in _hook("gate_waivers") for w in fn(args, report) or []}
+    blocking = {c.requirement_id for c in report.checks
+                if c.status is Status.FAIL or (c.status is Status.ERROR and c.blocking)}
+    by_waiver = (not verdict.opened and not extra and bool(blocking) and blocking <= waived
+                 and verdict.status is not Status.SKIPPED)
+    opened = (verdict.opened or by_waiver) and not extra
     if args.junit:
         write_junit(report, args.junit)
     _print_summary(report, quiet=args.quiet)
     con = _console()
     lines = [text for fn in _hook("after_gate")
              if (text := fn(args, report, opened, reasons + extra))]
-    if opened:
+    if by_waiver:
+        con.print(f"gate [yellow]OPEN by signed waiver[/]: the audit "
+                  f"{verdict.status.value.upper()}; waived: {escape(', '.join(sorted(blocking)))}")
+    elif opened:
         con.print(f"gate [green]OPEN[/]: the audit {verdict.status.value.upper()}")
     else:
         con.print(f"gate [bold red]CLOSED[/]: the audit {verdict.status.value.upper()}"
@@ -295,6 +305,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
             con.print(f"  - {escape(r)}")
     for text in lines:
         con.print(text, markup=False)
+    if by_waiver:
+        return EXIT_PASS
     if not opened and verdict.opened:
         for r in extra:
             sys.stderr.write(f"gate closed: {r}\n")

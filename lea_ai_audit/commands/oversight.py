@@ -191,14 +191,20 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
                    help="the reviewers whose sign-offs count (with --require-signoff)")
     p.add_argument("--model", metavar="PATH",
                    help="the model file to deploy: every approval must have signed it")
+    p.add_argument("--accept-waivers", action="store_true",
+                   help="open for a FAILED audit when the sign-off rule holds and every "
+                        "approval signed a waiver of each failed requirement (default: a "
+                        "failed audit keeps the gate closed, waiver or not)")
 
 
 def gate_reasons(args: argparse.Namespace, report: Any) -> list[str]:
     from ..errors import InputError
 
     if not getattr(args, "require_signoff", False):
-        if getattr(args, "trust_store", None) or getattr(args, "model", None):
-            raise InputError("--trust-store and --model only count with --require-signoff",
+        if (getattr(args, "trust_store", None) or getattr(args, "model", None)
+                or getattr(args, "accept_waivers", False)):
+            raise InputError("--trust-store, --model and --accept-waivers only count with "
+                             "--require-signoff",
                              "add --require-signoff")
         return []
     if not getattr(args, "trust_store", None):
@@ -213,6 +219,18 @@ def gate_reasons(args: argparse.Namespace, report: Any) -> list[str]:
                                 model_path=args.model, report_dir=report_dir)
     args._signoff_verdict = verdict
     return list(verdict.reasons)
+
+
+def gate_waivers(args: argparse.Namespace, report: Any) -> list[str]:
+    """Failed requirements waived by every counted approval, when the sign-off rule holds.
+
+    cli.py opens the gate for a failed audit only with --accept-waivers and when every failed
+    requirement is here.
+    """
+    if not getattr(args, "accept_waivers", False):
+        return []
+    verdict = getattr(args, "_signoff_verdict", None)
+    return list(verdict.waived) if verdict is not None and verdict.ok else []
 
 
 def after_gate(args: argparse.Namespace, report: Any, opened: bool, reasons: list[str]

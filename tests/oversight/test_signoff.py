@@ -476,3 +476,44 @@ def test_evaluate_accepts_plain_records(passing: Path, keys: dict[str, Path]) ->
     assert evaluate_signoffs(rep, [a, b], keys["store"]).ok
     assert not evaluate_signoffs(rep, [a], keys["store"]).ok
     assert evaluate_signoffs(rep, [a], keys["store"], rule={"min_approvals": 1}).ok
+
+
+def test_a_signoff_is_logged_to_the_reports_mlflow_run(tmp_path: Path, keys: dict[str, Path],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real local MLflow store: the audit logs its run, the sign-off lands on that run."""
+    from mlflow import MlflowClient
+
+    from lea_ai_audit import audit
+    from lea_ai_audit.datasets import FEATURES, make_demo
+
+    monkeypatch.delenv("LEA_AUDIT_TRACKING", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    demo = make_demo(n_rows=4000, seed=0)
+    audit(demo.test, target="reoffended", sensitive=["sex"], model=demo.model,
+          features=FEATURES, checks=["performance"], author="alice", out=tmp_path / "r",
+          track=uri)
+    s = _sign(tmp_path / "r", keys, "bob")
+    assert s.tracked is True, s.tracking_note
+    run_id = json.loads((tmp_path / "r" / "mlflow.json").read_text())["run_id"]
+    client = MlflowClient(uri)
+    tags = client.get_run(run_id).data.tags
+    assert tags["lea.signoff.latest"].startswith("approve by bob (model-risk-officer) at "
+                                                 + s.record["signed_at"])
+    (art,) = client.list_artifacts(run_id, "signoffs")
+    got = json.loads(Path(client.download_artifacts(run_id, art.path, str(tmp_path))).read_text())
+    assert got["signature"] == s.record["signature"]
+
+
+def test_concurrent_keygens_all_land_in_one_trust_store(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from lea_ai_audit.signoff import generate_keys; "
+            "generate_keys(sys.argv[1], role='reviewer', out=sys.argv[2], "
+            "trust_store=sys.argv[3])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, f"r{i}", str(tmp_path / "k"),
+                               str(tmp_path / "trust.yaml")]) for i in range(5)]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 5
+    assert sorted(load_trust_store(tmp_path / "trust.yaml").reviewers) == \
+        [f"r{i}" for i in range(5)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k", "trust.yaml"]  # no lock file
