@@ -304,6 +304,19 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
     if isinstance(data, (str, bytes)):
         raise InputError("data must be a DataFrame, not a path",
                          "read it first (pandas.read_csv) or use `lea-audit run --data FILE`")
+    from .spark import is_spark_frame  # imports neither pyspark nor anything heavy
+
+    if is_spark_frame(data):  # exact counts by Spark aggregations, rows from a sample
+        from .spark import audit_spark
+
+        return audit_spark(data, reference=reference, progress=progress, out=out,
+                           model=model, target=target, sensitive=sensitive, prediction=prediction,
+                           score=score, reference_groups=reference_groups, policy=policy,
+                           checks=checks, author=author, seed=seed, features=features,
+                           threshold=threshold, positive_label=positive_label,
+                           attestations=attestations, model_file=model_file,
+                           data_source=data_source, decisions=decisions, schema=schema,
+                           metadata=metadata, track=track)
     return Audit(target=target, sensitive=sensitive, model=model, prediction=prediction,
                  score=score, reference_groups=reference_groups, policy=policy, checks=checks,
                  author=author, seed=seed, features=features, threshold=threshold,
