@@ -114,6 +114,21 @@ def _dataframe_digest(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+_ARGMAX_MODULES = ("lightgbm", "xgboost", "sklearn.ensemble", "sklearn.tree",
+                   "sklearn.linear_model", "sklearn.naive_bayes")
+
+
+def _predicts_argmax(model: Any) -> bool:
+    """True for model families whose predict() is the class of highest predict_proba."""
+    est = model
+    while hasattr(est, "steps"):  # a Pipeline: its final estimator predicts
+        est = est.steps[-1][1]
+    module = type(est).__module__ or ""
+    name = type(est).__name__
+    return module.startswith(_ARGMAX_MODULES) and "Stacking" not in name and \
+        "Voting" not in name
+
+
 class AuditContext:
     """Validated audit inputs with predictions, scores and groups computed once.
 
@@ -133,7 +148,8 @@ class AuditContext:
 
     def __init__(self) -> None:  # use build()
         self._counts: dict[str, ConfusionCounts] = {}
-        self._samples: dict[tuple[int, int, int], np.ndarray] = {}
+        self._samples: dict[tuple[Any, ...], Any] = {}
+        self._aucs: dict[str | None, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.attestations: dict[str, str] = {}
         self.decisions: Any = None  # a lea_ai_audit.decisions.DecisionLog, when given
 
@@ -340,7 +356,17 @@ class AuditContext:
                 scores = proba[:, pos].astype(float)
             elif hasattr(model, "decision_function"):
                 scores = np.asarray(model.decision_function(X), dtype=float).ravel()
-            raw = np.asarray(model.predict(X))
+            raw = None
+            if scores is not None and classes is not None and _predicts_argmax(model):
+                # predict() would score every row a second time: for model families whose
+                # label is the most probable class, take it from the probabilities, after
+                # checking that on the first rows against predict() itself
+                derived = np.asarray(classes)[proba.argmax(axis=1)]
+                k = min(self.n, 5000)
+                if np.array_equal(np.asarray(model.predict(X.iloc[:k])), derived[:k]):
+                    raw = derived
+            if raw is None:
+                raw = np.asarray(model.predict(X))
         except E.LeaAuditError:
             raise
         except Exception as exc:  # the model's own error, e.g. unseen categories
@@ -459,11 +485,17 @@ class AuditContext:
         """(AUC, positives, negatives) per group of ``grouping`` (all rows if None)."""
         if self.scores is None:
             raise ValueError("no scores")
+        key = None if grouping is None else grouping.name
+        hit = self._aucs.get(key)
+        if hit is not None:
+            return hit
         if grouping is None:
             codes, n_groups = np.zeros(self.n, dtype=np.int64), 1
         else:
             codes, n_groups = grouping.codes, grouping.n_groups
-        return group_auc(self.scores, self.y_true, codes, n_groups, self.score_order)
+        out = group_auc(self.scores, self.y_true, codes, n_groups, self.score_order)
+        self._aucs[key] = out
+        return out
 
     @cached_property
     def constant_decision(self) -> int | None:
@@ -503,15 +535,29 @@ class AuditContext:
             sizes = np.bincount(g.codes, minlength=g.n_groups)
             want = np.maximum(np.round(size * sizes / self.n), min_per_group)
             take = np.minimum(sizes, want).astype(np.int64)
-            rng = np.random.default_rng(seed)
-            # a random order within each group: sort by (group, random key)
-            order = np.lexsort((rng.random(self.n), g.codes))
-            starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-            rank = np.arange(self.n) - np.repeat(starts, sizes)
+            order, rank = self._random_order(seed)
             idx = np.sort(order[rank < np.repeat(take, sizes)])
         idx.setflags(write=False)
         self._samples[key] = idx
         return idx
+
+    def _random_order(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows sorted by (stratum, random key) and each row's rank within its stratum.
+
+        One sort per seed: every sample size then takes the first rows of each stratum, so the
+        samples of one audit are nested (a smaller sample is part of a larger one).
+        """
+        hit = self._samples.get(("order", seed))
+        if hit is None:
+            g = self.strata
+            sizes = np.bincount(g.codes, minlength=g.n_groups)
+            rng = np.random.default_rng(seed)
+            order = np.lexsort((rng.random(self.n), g.codes))
+            starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+            rank = np.arange(self.n) - np.repeat(starts, sizes)
+            hit = (order, rank)
+            self._samples[("order", seed)] = hit
+        return hit
 
     def sample_weights(self, idx: np.ndarray) -> np.ndarray:
         """Weights that make a stratified sample represent the whole data (n_group / k_group)."""

@@ -188,7 +188,8 @@ def test_sensitive_missing_values_form_their_own_group(demo) -> None:
 
 
 def test_attestation_pass_only_when_stated(demo) -> None:
-    kw = dict(target="reoffended", sensitive=["sex"], prediction="flagged", checks=["oversight"])
+    kw = dict(target="reoffended", sensitive=["sex"], prediction="flagged",
+              checks=["oversight.attestation"])
     rep = audit(demo.test, **kw)
     assert rep.checks and all(c.status is Status.WARN for c in rep.checks)
     items = {c.params["item"]: "done, see training register 2026-11" for c in rep.checks}

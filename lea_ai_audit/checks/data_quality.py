@@ -109,11 +109,13 @@ def scan_identifiers(df: pd.DataFrame, *, exclude: set[str] | None = None, sampl
         series = df[col]
         key = _words(str(col))
         by_name = next((kind for kind, pat in NAME_HINTS if pat.search(key)), None)
+        textual = not (pd.api.types.is_numeric_dtype(series)
+                       or pd.api.types.is_bool_dtype(series))
+        if not textual and by_name is None:
+            continue  # numbers are judged by their name only (values cannot reveal a person)
         non_null = series.dropna()
         nn = len(non_null)
         distinct = float(non_null.nunique() / nn) if nn else 0.0
-        textual = not (pd.api.types.is_numeric_dtype(series)
-                       or pd.api.types.is_bool_dtype(series))
         shares: dict[str, float] = {}
         if textual and nn:
             take = non_null if nn <= sample else non_null.iloc[
@@ -140,6 +142,23 @@ def scan_identifiers(df: pd.DataFrame, *, exclude: set[str] | None = None, sampl
                           "value_share": None if share is None else round(share, 4),
                           "distinct_share": round(distinct, 4), "non_null": nn})
     return found
+
+
+def _is_constant(col: pd.Series) -> bool:
+    """At most one distinct non-missing value (without counting them all: O(n), no hashing)."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        values = col.to_numpy(dtype=float, na_value=np.nan)
+        values = values[~np.isnan(values)]
+        return values.size == 0 or bool(values.min() == values.max())
+    non_null = col.dropna()
+    if non_null.empty:
+        return True
+    try:
+        return bool((non_null == non_null.iloc[0]).all())
+    except (TypeError, ValueError):  # values that do not compare: count them
+        return non_null.nunique() <= 1
 
 
 @register
@@ -541,8 +560,7 @@ class QualityByGroup(Check):
             notes.append(f"{dups} exact duplicate row(s)")
 
         # constant columns
-        nunique = df.nunique(dropna=True)
-        constant = [str(c) for c in df.columns if nunique[c] <= 1]
+        constant = [str(c) for c in df.columns if _is_constant(df[c])]
         metrics["constant_columns"] = len(constant)
         if constant:
             notes.append("constant column(s), which carry no information: "
@@ -740,7 +758,7 @@ class Leakage(Check):
     title = "No feature gives the outcome away (target leakage)"
 
     def __init__(self, *, max_auc: float = 0.95, features: list[str] | None = None,
-                 sample: int = 200_000) -> None:
+                 sample: int = 50_000) -> None:
         self.max_auc = max_auc
         self.features = features
         self.sample = sample

@@ -204,7 +204,7 @@ class DataDrift(Check):
     id = "data.drift"
     title = "The audited data resembles the data the model was trained on"
 
-    def __init__(self, *, sample_size: int = 20_000, method: str | None = None,
+    def __init__(self, *, sample_size: int = 10_000, method: str | None = None,
                  threshold: float | None = None, max_drifted_share: float = 0.0,
                  group_sample: int = 5_000, group_psi: float = 0.2, alpha: float = 0.05,
                  min_group_rows: int = 100, max_categories: int = 100,

@@ -613,7 +613,7 @@ class Proxies(_ExplainCheck):
     title = "No important input is a proxy of a sensitive attribute"
 
     def __init__(self, *, min_auc: float = 0.7, top_k: int = 3, min_share: float = 0.10,
-                 n_bins: int = 20, max_rows: int = 100_000, sample_size: int = 2000,
+                 n_bins: int = 20, max_rows: int = 50_000, sample_size: int = 2000,
                  min_per_group: int = 50, max_background: int = 100) -> None:
         self.min_auc = min_auc
         self.top_k = top_k
