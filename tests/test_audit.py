@@ -59,6 +59,42 @@ def test_model_predictions_computed_once_and_match_the_model(demo) -> None:
         y, model.predict_proba(demo.test[FEATURES])[:, 1]))
 
 
+@pytest.mark.parametrize("kind", ["lightgbm", "pipeline", "threshold-0.3", "subclass"])
+def test_decisions_are_the_models_own_predict(demo, kind) -> None:
+    """Labels taken from predict_proba (argmax families) equal predict(); models whose predict
+    is not the most probable class (a tuned threshold, an unknown subclass) are asked."""
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    X, y = demo.train[FEATURES], demo.train.reoffended
+    if kind == "lightgbm":
+        import lightgbm as lgb
+
+        num = [f for f in FEATURES if pd.api.types.is_numeric_dtype(X[f])]
+        X = X[num]
+        model = lgb.LGBMClassifier(n_estimators=30, verbose=-1).fit(X, y)
+    elif kind == "pipeline":
+        model = demo.model
+    elif kind == "threshold-0.3":
+        model = FixedThresholdClassifier(demo.model, threshold=0.3).fit(X, y)
+    else:
+        class Shifted(LogisticRegression):  # predict differs from argmax(predict_proba)
+            def predict(self, X):
+                return (self.predict_proba(X)[:, 1] >= 0.2).astype(int)
+
+        num = [f for f in FEATURES if pd.api.types.is_numeric_dtype(X[f])]
+        X = X[num]
+        model = Shifted(max_iter=500).fit(X, y)
+    from lea_ai_audit.context import AuditContext
+
+    ctx = AuditContext.build(demo.test, target="reoffended", sensitive=["sex"], model=model,
+                             features=list(X.columns))
+    want = (np.asarray(model.predict(demo.test[list(X.columns)])) == 1).astype(np.int8)
+    assert np.array_equal(ctx.y_pred, want)
+    if kind in ("threshold-0.3", "subclass"):  # these differ from the argmax somewhere
+        argmax = model.predict_proba(demo.test[list(X.columns)]).argmax(axis=1)
+        assert (argmax != want).any()
+
+
 def test_vendor_scores_equal_the_model_audit(demo) -> None:
     """Auditing the model and auditing its exported decisions give the same fairness figures."""
     kw = dict(target="reoffended", sensitive=["ethnicity", "sex"], checks=["fairness.disparity"])
