@@ -175,6 +175,7 @@ class AuditContext:
         decisions: Any = None,
         schema: Any = None,
         metadata: Mapping[str, Any] | None = None,
+        declared_population: Mapping[str, Mapping[str, float]] | None = None,
     ) -> AuditContext:
         """Validate the inputs and compute predictions, scores and group codes.
 
@@ -248,6 +249,23 @@ class AuditContext:
             schema = load_schema(schema)
         ctx.schema = schema  # a user-supplied pandera schema (object or YAML path), or None
         ctx.metadata = dict(metadata or {})  # model-card metadata (owner, intended use, ...)
+        if declared_population is not None:  # {attribute: {group: share}}, e.g. a census
+            from .checks.data_quality import _validate_population
+
+            try:
+                _validate_population(dict(declared_population))
+            except (ValueError, TypeError) as exc:
+                raise E.InputError(f"declared population: {exc}",
+                                   "give {attribute: {group: share, ...}} with shares in [0, 1] "
+                                   "adding up to at most 1") from None
+            unknown = [a for a in declared_population if a not in sens]
+            if unknown:
+                raise E.InputError(f"a population is declared for {unknown[0]!r}, which is not "
+                                   "a sensitive attribute of this audit",
+                                   f"declare it for one of {', '.join(sens)}")
+            declared_population = {str(a): {str(g): float(v) for g, v in shares.items()}
+                                   for a, shares in declared_population.items()}
+        ctx.declared_population = declared_population
         if reference is not None and not isinstance(reference, pd.DataFrame):
             raise E.InputError(f"reference must be a pandas DataFrame, got "
                                f"{type(reference).__name__}",

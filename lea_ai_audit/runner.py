@@ -156,6 +156,7 @@ class Audit:
     decisions: Any = None
     schema: Any = None
     metadata: Mapping[str, Any] | None = None
+    declared_population: Mapping[str, Mapping[str, float]] | None = None
     track: bool | str = True
 
     def __post_init__(self) -> None:
@@ -170,7 +171,8 @@ class Audit:
             reference_groups=self.reference_groups, features=self.features,
             threshold=self.threshold, positive_label=self.positive_label, seed=self.seed,
             attestations=self.attestations, model_file=self.model_file,
-            decisions=self.decisions, schema=self.schema, metadata=self.metadata)
+            decisions=self.decisions, schema=self.schema, metadata=self.metadata,
+            declared_population=self.declared_population)
 
     def run(self, data: Any, *, reference: Any = None, progress: ProgressFn | None = None,
             out: str | os.PathLike[str] | None = None) -> AuditReport:
@@ -227,6 +229,7 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
           positive_label: Any = None, attestations: Mapping[str, str] | None = None,
           model_file: str | None = None, data_source: Mapping[str, Any] | None = None,
           decisions: Any = None, schema: Any = None, metadata: Mapping[str, Any] | None = None,
+          declared_population: Mapping[str, Mapping[str, float]] | None = None,
           progress: ProgressFn | None = None, out: str | os.PathLike[str] | None = None,
           track: bool | str = True) -> AuditReport:
     """Audit a model, or a vendor's predictions and scores, against a policy pack.
@@ -270,6 +273,9 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
         Overrides the schema inferred from ``reference`` in the data-quality checks.
     metadata : dict, optional
         Model-card metadata (owner, intended use, out-of-scope uses, ...), kept in the report.
+    declared_population : dict, optional
+        ``{attribute: {group: share}}``, the population the data should represent (e.g. a
+        census): each group's share of the data is compared with it (data-quality check).
     out : path, optional
         Save report.json, its evidence files and the model cards (card.html, card.md,
         card.json) in this directory.
@@ -316,11 +322,13 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
                            threshold=threshold, positive_label=positive_label,
                            attestations=attestations, model_file=model_file,
                            data_source=data_source, decisions=decisions, schema=schema,
-                           metadata=metadata, track=track)
+                           metadata=metadata, declared_population=declared_population,
+                           track=track)
     return Audit(target=target, sensitive=sensitive, model=model, prediction=prediction,
                  score=score, reference_groups=reference_groups, policy=policy, checks=checks,
                  author=author, seed=seed, features=features, threshold=threshold,
                  positive_label=positive_label, attestations=attestations,
                  model_file=model_file, data_source=data_source, decisions=decisions,
-                 schema=schema, metadata=metadata, track=track).run(
+                 schema=schema, metadata=metadata, declared_population=declared_population,
+                 track=track).run(
                      data, reference=reference, progress=progress, out=out)

@@ -682,7 +682,7 @@ class SparkAudit(Audit):
             sample_rows=self.sample_rows, min_per_group=self.min_per_group,
             reference_rows=self.reference_rows, attestations=self.attestations,
             model_file=self.model_file, decisions=self.decisions, schema=self.schema,
-            metadata=self.metadata)
+            metadata=self.metadata, declared_population=self.declared_population)
         self._last_ctx = ctx
         return ctx
 

@@ -592,10 +592,11 @@ class QualityByGroup(Check):
             notes.append(f"the outcome is imbalanced: the rarer class is {minority:.1%} of the "
                          f"rows (below {float(self.min_class_share):.0%})")
 
-        # representativeness against a declared population
-        if self.population:
+        # representativeness against a declared population (the policy's, else the audit's)
+        population = self.population or getattr(ctx, "declared_population", None)
+        if population:
             rep_rows = []
-            for attr, declared in self.population.items():
+            for attr, declared in population.items():
                 if attr not in df.columns:
                     notes.append(f"a population is declared for {attr!r}, which is not a column "
                                  "of the data")
@@ -631,7 +632,7 @@ class QualityByGroup(Check):
         warn = [t for t in notes if not t.endswith("duplicate row(s)")]
         base = (f"{len(with_na)} column(s) with missing values, none concentrated in a group; "
                 if with_na else "no missing values; ") + f"{dups} exact duplicate row(s)"
-        if self.population:
+        if population:
             base += "; every group's share within " \
                     f"{float(self.max_share_difference):.0%} of the declared population"
         if warn:

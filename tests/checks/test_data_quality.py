@@ -271,6 +271,26 @@ def test_bad_population_refused_when_the_policy_loads(population):
         _policy("data.quality_by_group", population=population)
 
 
+def test_population_declared_with_the_audit(cur):
+    """audit(declared_population=...) feeds the same comparison as the policy's parameter."""
+    pop = {"ethnicity": {"majority": 0.5, "minority_a": 0.2, "minority_b": 0.1}}
+    rep = audit(cur, target="reoffended", sensitive=["ethnicity", "sex"],
+                prediction="rearrested", policy=_policy("data.quality_by_group"),
+                declared_population=pop, track=False)
+    res = rep.checks[0]
+    observed = cur["ethnicity"].value_counts(normalize=True)
+    rows = {r[1]: r for r in res.evidence_named("representation").data["rows"]}
+    assert rows["majority"][2] == pytest.approx(observed["majority"], abs=1e-6)
+    assert rows["majority"][5] == "over-represented"
+    assert res.raw_status is Status.FAIL and "ethnicity=majority" in res.message
+    for bad, match in [({"ethnicity": {"majority": 1.5}}, "share"),
+                       ({"district": {"D01": 0.5}}, "not a sensitive attribute")]:
+        with pytest.raises(InputError, match=match):
+            audit(cur, target="reoffended", sensitive=["ethnicity", "sex"],
+                  prediction="rearrested", policy=_policy("data.quality_by_group"),
+                  declared_population=bad, track=False)
+
+
 # -- leakage -------------------------------------------------------------------------------------
 def test_auc_helper_matches_sklearn():
     rng = np.random.default_rng(0)

@@ -132,3 +132,23 @@ def test_schema_with_a_python_tag_is_refused(files: Files, cli: Runner, tmp_path
     assert "YAML tag" in line and not marker.exists() and not Path("x").exists()
     res = cli("run", "--data", files.cases_csv, *RUN_COLUMNS, "--schema", tmp_path / "no.yaml")
     assert res.rc == 2 and "does not exist" in assert_one_error_line(res.err)
+
+
+def test_population_option(files: Files, cli: Runner, tmp_path: Path):
+    pop = tmp_path / "census.yaml"
+    pop.write_text("ethnicity:\n  majority: 0.5\n  minority_a: 0.25\n  minority_b: 0.2\n")
+    res = cli("run", "--data", files.cases_csv, *RUN_COLUMNS, "--policy", files.policy,
+              "--checks", "data.quality", "--population", pop, "--out", tmp_path / "p")
+    assert res.rc in (0, 1), res.err
+    rep = AuditReport.load(tmp_path / "p" / "report.json")
+    rows = rep.checks[0].evidence_named("representation").data["rows"]
+    assert {r[1] for r in rows} >= {"majority", "minority_a", "minority_b"}
+    observed = files.cases["ethnicity"].value_counts(normalize=True)
+    got = {r[1]: r[2] for r in rows}
+    assert got["majority"] == pytest.approx(observed["majority"], abs=1e-6)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ethnicity: [majority]\n")
+    res = cli("run", "--data", files.cases_csv, *RUN_COLUMNS, "--population", bad,
+              "--out", tmp_path / "b")
+    assert res.rc == 2 and "declared population" in assert_one_error_line(res.err)
+    assert not (tmp_path / "b").exists()
