@@ -112,30 +112,31 @@ def one_size(n_rows: int, out: Path) -> dict[str, Any]:
     from lea_ai_audit.cards import write_cards
     from lea_ai_audit.tracking import log_report
 
+    # Warm-up, timed apart and not counted (as in bench_fairness.py): a whole default audit of
+    # 2,000 rows imports every library the checks use (evidently, shap, pandera, matplotlib)
+    # and its MLflow log creates the local store's tables, once per machine; a training
+    # pipeline that audits every run pays neither again.
+    store = out / "mlflow"
+    store.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    t0 = time.perf_counter()
+    audit(data.iloc[:2000], target="outcome", sensitive=list(ATTRIBUTES), model=model,
+          features=features, reference=train.iloc[:2000],
+          reference_groups={"ethnicity": "majority"}, track=False, out=out / "warm-up")
+    log_report(out / "warm-up", tracking_uri=uri, experiment="bench")
+    t_warm = time.perf_counter() - t0
+
     t0 = time.perf_counter()
     report = audit(data, target="outcome", sensitive=list(ATTRIBUTES), model=model,
                    features=features, reference=train, reference_groups={"ethnicity": "majority"},
                    track=False)
     t_audit = time.perf_counter() - t0
     t0 = time.perf_counter()
-    report.save(out)  # report.json and its evidence (plots, schema, drift report)
-    write_cards(report, out, report_dir=out)  # card.html, card.md, card.json
+    report.save(out / "audit")  # report.json and its evidence (plots, schema, drift report)
+    write_cards(report, out / "audit", report_dir=out / "audit")  # HTML, Markdown, JSON
     t_save = time.perf_counter() - t0
-    # the MLflow log: a local sqlite store, as a user without a tracking server gets it. The
-    # first log into a new store creates its tables (a one-off cost, timed apart): a smaller
-    # audit is logged first, as the store of a training pipeline would already exist.
-    store = out / "mlflow"
-    store.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    first = audit(data.iloc[:2000], target="outcome", sensitive=list(ATTRIBUTES), model=model,
-                  features=features, checks=["fairness.group_metrics"], track=False,
-                  out=out / "first")
-    log_report(out / "first", tracking_uri=f"sqlite:///{store / 'mlflow.db'}", experiment="bench")
-    t_store = time.perf_counter() - t0
-    del first
-    t0 = time.perf_counter()
-    logged = log_report(out, tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
-                        experiment="bench")
+    logged = log_report(out / "audit", tracking_uri=uri, experiment="bench")
     t_track = time.perf_counter() - t0
     if not logged.logged:
         raise SystemExit(f"the MLflow log failed: {logged}")
@@ -145,7 +146,7 @@ def one_size(n_rows: int, out: Path) -> dict[str, Any]:
     total = t_audit + t_save + t_track
     return {"rows": n_rows, "predict_proba_s": t_predict, "audit_s": t_audit,
             "save_cards_s": t_save, "mlflow_s": t_track, "total_s": total,
-            "mlflow_new_store_s": t_store,
+            "warm_up_s": t_warm,
             "ratio": total / t_predict, "peak_rss_gb": peak_gb,
             "status": report.status.value, "checks": checks}
 
@@ -173,8 +174,8 @@ def table(res: dict[str, Any]) -> str:
                  f"{res['save_cards_s']:.2f} |")
     lines.append(f"| &nbsp;&nbsp;MLflow log (an existing local sqlite store) | "
                  f"{res['mlflow_s']:.2f} |")
-    lines.append(f"| (not counted: creating a new MLflow store, once, with a small first audit) | "
-                 f"{res['mlflow_new_store_s']:.2f} |")
+    lines.append(f"| (not counted: warm-up, a 2,000-row audit: imports, a new MLflow store) | "
+                 f"{res['warm_up_s']:.2f} |")
     lines.append(f"| audit / predict_proba | **{res['ratio']:.1f}x** (goal ≤ {GOAL_RATIO:g}x) |")
     lines.append(f"| peak memory (RSS, whole process) | {res['peak_rss_gb']:.2f} GB "
                  f"(goal < {GOAL_PEAK_GB:g} GB) |")

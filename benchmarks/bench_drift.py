@@ -11,7 +11,7 @@ Contenders
 ----------
 ours
     ``audit(current, reference=reference, score="risk", ...)`` with a one-requirement policy
-    running ``data.drift`` (default parameters: 20k-row samples per side, evidently's
+    running ``data.drift`` (default parameters: 10k-row samples per side, evidently's
     DataDriftPreset on them, PSI + KS/chi-square within every group, evidently's HTML report).
     Timed: the check itself (its ``duration_s`` in the report, which includes the first import
     of evidently in this process) and the whole ``audit()`` call (context build on 1M rows).

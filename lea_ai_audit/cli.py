@@ -18,9 +18,10 @@ from typing import Any, NoReturn
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 _DESCRIPTION = """\
-Audit law-enforcement machine-learning models: group fairness with confidence intervals,
-performance, human-oversight items, against a policy pack derived from the Council
-conclusions 13083/1/20 (§24-31) and the EU AI Act.
+Audit law-enforcement machine-learning models against a policy pack derived from the
+Council conclusions 13083/1/20 (§24-31) and the EU AI Act: group fairness with confidence
+intervals, explanations (SHAP) and proxies, data quality, protection and drift, robustness,
+human oversight; model cards, signed four-eyes sign-off, every audit logged to MLflow.
 
 exit codes: 0 pass or warn, 1 fail, 2 bad input or usage
 """
@@ -32,6 +33,8 @@ examples:
       --score-col risk --sensitive ethnicity --sensitive sex \\
       --reference-group ethnicity=majority --out audit
   lea-audit gate audit/report.json --junit audit/junit.xml
+  lea-audit signoff audit --key keys/bob.key --reviewer bob --decision approve --comment TEXT
+  lea-audit gate audit --require-signoff --trust-store trust.yaml
   lea-audit policies
 """
 
