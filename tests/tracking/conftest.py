@@ -7,6 +7,7 @@ it off for the other tests) and keeps the default store in its own temporary dir
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -30,39 +31,53 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1 with its store in ``d``; ``stop()`` by its pid."""
+
+    def __init__(self, d: Path, port: int | None = None) -> None:
+        self.dir = d
+        self.port = port or free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self._log = open(d / f"server-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
+             str(self.port), "--workers", "1", "--backend-store-uri",
+             f"sqlite:///{d / 'server.db'}", "--artifacts-destination", str(d / "artifacts")],
+            cwd=d, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail("mlflow server did not start:\n" + (
+                    d / f"server-{self.port}.log").read_text(errors="replace")[-3000:])
+            time.sleep(0.5)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server and its workers (its own process group), by its process id."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):  # workers left in the group
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self._log.close()
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """The URI of a real MLflow tracking server (HTTP) started for this session."""
-    d = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    log = open(d / "server.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{d / 'server.db'}",
-         "--artifacts-destination", str(d / "artifacts")],
-        cwd=d, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGTERM)
-            log.close()
-            pytest.fail("mlflow server did not start:\n"
-                        + (d / "server.log").read_text(errors="replace")[-3000:])
-        time.sleep(0.5)
-    yield uri
-    os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: its own process group
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    yield server.uri
+    server.stop()
 
 
 @pytest.fixture(autouse=True)
