@@ -258,6 +258,34 @@ def _performance_table(rep: Any) -> dict[str, Any] | None:
     return None
 
 
+def _decisions_table(rep: Any) -> dict[str, Any] | None:
+    """The per-decision explanations of the audit (explain.local), one row per case (§26)."""
+    for c in rep.checks:
+        for e in c.evidence:
+            if e.name != "local_explanations_detail" or not isinstance(e.data, list):
+                continue
+            rows = []
+            for d in e.data:
+                if not isinstance(d, Mapping):
+                    continue
+                reasons = [str(r.get("text", "")) for r in d.get("reasons") or []
+                           if isinstance(r, Mapping)]
+                rows.append([_fmt(d.get("row")), str(d.get("decision", "")),
+                             _fmt(d.get("score")), _fmt(d.get("average_score")),
+                             "; ".join(reasons) or "none"])
+            if rows:
+                return {"attribute": "cases",
+                        "title": "Decisions explained: the top reasons behind each score",
+                        "description": (
+                            f"{len(rows)} cases of the audit's stratified sample; each reason "
+                            "is one input's value and how far it moved this case's score from "
+                            "the average case's score (SHAP values)"),
+                        "columns": ["case (row)", "decision", "score", "average case's score",
+                                    "reasons, largest first"],
+                        "rows": rows}
+    return None
+
+
 def _key_figures(c: Any, limit: int = 6) -> dict[str, float | int | None]:
     top = {k: v for k, v in c.metrics.items() if "/" not in k}
     rest = {k: v for k, v in c.metrics.items() if "/" in k}
@@ -685,7 +713,7 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
                                         if isinstance(data.get("reference"), Mapping)
                                         else None)},
         "quantitative_analyses": {"unitary": unitary, "intersectional": inter,
-                                  "performance": perf},
+                                  "performance": perf, "decisions": _decisions_table(rep)},
         "figures": figures_meta,
         "ethical_considerations": ethics,
         "caveats_and_recommendations": caveats,

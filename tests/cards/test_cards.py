@@ -249,3 +249,35 @@ def test_metadata_file_checked(tmp_path: Path) -> None:
         load_metadata(bad)
     example = ROOT / "model_cards" / "example-metadata.yaml"
     assert load_metadata(example)["owner"]
+
+
+def test_card_shows_each_explained_decision_with_its_reasons(tmp_path: Path) -> None:
+    """§26: the per-decision explanations of the audit are in every format of the card."""
+    from lea_ai_audit import audit
+    from lea_ai_audit.datasets import FEATURES, make_demo
+
+    demo = make_demo(4000, bias=0.6, seed=4)
+    rep = audit(demo.test, target="reoffended", sensitive=["ethnicity", "sex"],
+                model=demo.model, features=FEATURES, reference=demo.train,
+                checks=["explain.local"], track=False, out=tmp_path)
+    (res,) = rep.checks
+    detail = res.evidence_named("local_explanations_detail").data
+    assert len(detail) == 10
+    card = json.loads((tmp_path / "card.json").read_text())
+    jsonschema.validate(card, SCHEMA, cls=jsonschema.Draft202012Validator)
+    table = card["quantitative_analyses"]["decisions"]
+    assert len(table["rows"]) == len(detail)
+    for row, d in zip(table["rows"], detail, strict=True):
+        assert row[0] == str(d["row"]) and row[1] == d["decision"]
+        assert row[4] == "; ".join(r["text"] for r in d["reasons"])
+    md = (tmp_path / "card.md").read_text()
+    html = (tmp_path / "card.html").read_text()
+    first = detail[0]["reasons"][0]["text"]
+    assert "### Decisions explained" in md and first.replace("_", "\\_") in md
+    assert "<h3>Decisions explained</h3>" in html
+    assert first.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in html
+    # a report without explanations has none (and stays valid)
+    plain = audit(demo.test, target="reoffended", sensitive=["sex"], prediction="flagged",
+                  checks=["fairness.group_metrics"], track=False, out=tmp_path / "plain")
+    assert plain.checks and json.loads((tmp_path / "plain" / "card.json").read_text())[
+        "quantitative_analyses"]["decisions"] is None
