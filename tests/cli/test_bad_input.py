@@ -487,3 +487,67 @@ def test_unwritable_junit_leaves_the_earlier_report_intact(cli: Cli, case_files:
     assert res.rc == 2
     assert_one_error_line(res.err)
     _assert_unchanged(tmp_path / "out", earlier_run)
+
+
+# -- the same bad input through the Python API ---------------------------------------------------
+# Every case of the table above that is about the data or the arguments (not about reading a
+# file or parsing an option) also goes through lea_ai_audit.audit(): a typed exception from
+# lea_ai_audit.errors whose message is the very line the CLI prints after "error: ".
+_FILE_OR_OPTION_CASES = {
+    "missing-data-file", "empty-file", "header-only-csv", "binary-file", "directory-as-data",
+    "not-utf8", "ragged-csv", "csv-named-parquet", "reference-group-without-equals",
+    "reference-group-without-value", "attest-without-equals", "missing-reference-file",
+    "out-is-a-file"}
+API_CASES = [p for p in RUN_CASES if p.id not in _FILE_OR_OPTION_CASES]
+# the CLI words these in its options (--prediction-col), the API in its arguments (prediction=)
+_WORDED_FOR_EACH = {"no-prediction-no-score": "nothing to audit: no model, predictions or scores"}
+
+
+def _api_kwargs(kw: dict[str, Any], extra: list[str]) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "target": kw.get("target", "reoffended"),
+        "sensitive": list(kw.get("sensitive", ("ethnicity", "sex"))),
+        "prediction": kw.get("pred", "flagged"), "score": kw.get("score", "risk")}
+    options = dict(zip(extra[::2], extra[1::2], strict=True))
+    for flag, value in options.items():
+        if flag == "--positive-label":
+            args["positive_label"] = value
+        elif flag == "--reference-group":
+            attr, group = value.split("=", 1)
+            args["reference_groups"] = {attr: group}
+        elif flag == "--checks":
+            args["checks"] = [value]
+        elif flag == "--policy":
+            args["policy"] = value
+        else:  # pragma: no cover - a new table entry needs its translation here
+            raise AssertionError(f"no API form for {flag}")
+    return args
+
+
+def test_api_cases_cover_the_table() -> None:
+    assert len(API_CASES) >= 20 and len(API_CASES) + len(_FILE_OR_OPTION_CASES) == len(RUN_CASES)
+
+
+@pytest.mark.parametrize(("setup", "kw", "extra", "fragments"), API_CASES)
+def test_api_bad_input_raises_the_clis_message(setup: Setup, kw: dict[str, Any],
+                                               extra: list[str], fragments: list[str],
+                                               cli: Cli, case_files: CaseFiles,
+                                               tmp_path: Path) -> None:
+    from lea_ai_audit.errors import LeaAuditError
+
+    data = setup(tmp_path, case_files)
+    res = cli(*run_argv(data, *extra, **kw))
+    assert res.rc == 2, res.out + res.err
+    line = assert_one_error_line(res.err)
+    frame = pd.read_csv(Path(data) if Path(data).is_absolute() else tmp_path / data)
+    with pytest.raises(LeaAuditError) as info:
+        audit(frame, **_api_kwargs(kw, extra), track=False)
+    assert type(info.value) is not LeaAuditError  # a specific subclass (DataError, ...)
+    case = next(p.id for p in API_CASES if p.values[0] is setup and p.values[2] == extra
+                and p.values[1] == kw)
+    if case in _WORDED_FOR_EACH:
+        assert str(info.value).startswith(_WORDED_FOR_EACH[case])
+        return
+    assert line == f"error: {info.value}"
+    for fragment in fragments:
+        assert fragment in str(info.value)
