@@ -439,6 +439,20 @@ def _find_logged(client: Any, experiment_ids: list[str], report_id: str) -> Any:
     return runs[0] if runs else None
 
 
+def _close_half_logged(client: Any, exp_id: str, report_id: str, run_id: str) -> None:
+    """Mark FAILED the runs of this report left unfinished by an earlier attempt (a server lost
+    mid-run), pointing at the complete run, so nobody reads a half-logged one as the record."""
+    if not re.fullmatch(r"[0-9a-zA-Z_-]+", report_id or ""):
+        return
+    with contextlib.suppress(Exception):
+        for r in client.search_runs([exp_id], f"tags.`lea.report_id` = '{report_id}' "
+                                              "and attributes.status != 'FINISHED'"):
+            if r.info.run_id != run_id:
+                client.set_tag(r.info.run_id, "lea.superseded_by", run_id)
+                if r.info.status == "RUNNING":
+                    client.set_terminated(r.info.run_id, "FAILED")
+
+
 def _write_pending(base: Path, info: dict[str, Any]) -> Path:
     path = base / PENDING_FILE
     old: dict[str, Any] = {}
@@ -543,6 +557,7 @@ def log_report(report_dir: str | os.PathLike[str], *, tracking_uri: str | None =
                     client.log_artifact(run_id, str(path), folder or None)
                 _log_signoff_tags(client, run_id, base)
                 client.set_terminated(run_id, "FINISHED")
+                _close_half_logged(client, exp_id, rep.report_id, run_id)
     except Exception as exc:  # unreachable server, refused write, ...: keep the report
         if run_id is not None:
             with contextlib.suppress(Exception), _short_timeouts():

@@ -104,6 +104,9 @@ def test_server_killed_while_logging_a_run(demo_data, tmp_path: Path,
         assert [r.info.run_id for r in finished] == [res.run_id] and len(runs) == 2
         arts = {a.path for a in MlflowClient(again.uri).list_artifacts(res.run_id)}
         assert {"report.json", "card.html"} <= arts
+        half = MlflowClient(again.uri).get_run(half.info.run_id)  # no longer left RUNNING
+        assert half.info.status == "FAILED"
+        assert half.data.tags["lea.superseded_by"] == res.run_id
     finally:
         again.stop()
 
