@@ -27,16 +27,12 @@ Run::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -72,23 +68,10 @@ def make_data(n_rows: int, seed: int) -> pd.DataFrame:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
-    libs = {}
-    for name in ("lea-ai-audit", "numpy", "pandas", "scikit-learn", "lightgbm", "shap",
-                 "evidently", "pandera", "mlflow"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            libs[name] = metadata.version(name)
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
-            "cores": os.cpu_count(), "memory_gb": round(mem, 1), "libraries": libs,
-            "load_average": os.getloadavg()}
+    from _machine import machine as about
+
+    return about(("numpy", "pandas", "scikit-learn", "lightgbm", "shap", "evidently",
+                  "pandera", "mlflow"))
 
 
 def one_size(n_rows: int, out: Path) -> dict[str, Any]:

@@ -33,11 +33,9 @@ import argparse
 import gc
 import json
 import os
-import platform
 import sys
 import time
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -137,31 +135,11 @@ def run_evidently(reference: Any, current: Any, features: list[str], n: int) -> 
 
 
 def machine() -> dict[str, Any]:
-    def field(path: str, key: str) -> str | None:
-        try:
-            for line in Path(path).read_text().splitlines():
-                if line.split(":")[0].strip() == key:
-                    return line.split(":", 1)[1].strip()
-        except OSError:
-            pass
-        return None
+    from _machine import machine as about
 
-    mem = field("/proc/meminfo", "MemTotal")
-    libs = {}
-    for lib in ("numpy", "pandas", "scipy", "evidently", "pandera", "lea-ai-audit"):
-        try:
-            libs[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            libs[lib] = None
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu": field("/proc/cpuinfo", "model name") or platform.processor() or None,
-            "cores": os.cpu_count(),
-            "memory_gb": round(int(mem.split()[0]) / 1024**2, 1) if mem else None,
-            "load_average_at_start": load, "libraries": libs}
+    info = about(("numpy", "pandas", "scipy", "evidently", "pandera"))
+    info["load_average_at_start"] = info.pop("load_average")
+    return info
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,12 +37,10 @@ import argparse
 import gc
 import json
 import os
-import platform
 import sys
 import time
 import warnings
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -161,37 +159,10 @@ def run_case(df: pd.DataFrame, model: Any, reference: pd.DataFrame) -> tuple[flo
 
 # -- machine ----------------------------------------------------------------------------------
 
-def _proc_field(path: str, key: str) -> str | None:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.split(":")[0].strip() == key:
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 def machine() -> dict[str, Any]:
-    mem = _proc_field("/proc/meminfo", "MemTotal")
-    libs = {}
-    for lib in ("numpy", "pandas", "scikit-learn", "shap", "lightgbm", "matplotlib",
-                "lea-ai-audit"):
-        try:
-            libs[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            libs[lib] = None
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    return {
-        "platform": platform.platform(), "python": platform.python_version(),
-        "cpu": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or None,
-        "cores": os.cpu_count(),
-        "memory_gb": round(int(mem.split()[0]) / 1024**2, 1) if mem else None,
-        "load_average_at_end": [round(x, 2) for x in load] if load else None,
-        "libraries": libs,
-    }
+    from _machine import machine as about
+
+    return about(("numpy", "pandas", "scikit-learn", "shap", "lightgbm", "matplotlib"))
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -227,7 +198,7 @@ def markdown(res: dict[str, Any]) -> str:
         f"{s['slice_s']:.2f} s, predicted {s['slice_predicted_s']:.2f} s.",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['platform']}, "
-        f"Python {m['python']}, load average at the end {m['load_average_at_end']}; "
+        f"Python {m['python']}, load average at the end {m['load_average']}; "
         + ", ".join(f"{k} {v}" for k, v in m["libraries"].items() if v) + ".",
     ]
     return "\n".join(lines)

@@ -29,14 +29,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -248,31 +245,10 @@ def compare(df: pd.DataFrame, ours: dict[str, Any], theirs: dict[str, Any]) -> d
 
 # -- machine ----------------------------------------------------------------------------------
 
-def _proc_field(path: str, key: str) -> str | None:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.split(":")[0].strip() == key:
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 def machine() -> dict[str, Any]:
-    mem = _proc_field("/proc/meminfo", "MemTotal")
-    libs = {}
-    for lib in ("numpy", "pandas", "scipy", "fairlearn", "scikit-learn", "lea-ai-audit"):
-        try:
-            libs[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            libs[lib] = None
-    return {
-        "platform": platform.platform(), "python": platform.python_version(),
-        "cpu": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or None,
-        "cores": os.cpu_count(),
-        "memory_gb": round(int(mem.split()[0]) / 1024**2, 1) if mem else None,
-        "libraries": libs,
-    }
+    from _machine import machine as about
+
+    return about(("numpy", "pandas", "scipy", "fairlearn", "scikit-learn"))
 
 
 # -- report -----------------------------------------------------------------------------------
