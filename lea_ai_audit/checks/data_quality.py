@@ -485,10 +485,19 @@ class QualityByGroup(Check):
         findings: list[str] = []
         notes: list[str] = []
         min_n = int(self.min_group_size)
+        # Counted over every row by the engine (Spark: ctx.population) when the rows here are
+        # only a sample; missing values and duplicates are additive counts, never sampled.
+        exact = getattr(ctx, "population", None)
+        exact = exact if isinstance(exact, dict) and "null_counts" in exact else None
 
         # missing values, overall and per group
-        na = df.isna()
-        na_counts = na.sum()
+        if exact is None:
+            na = df.isna()
+            na_counts = na.sum()
+        else:
+            n = int(exact["n_rows"])
+            na_counts = pd.Series({str(c): int(exact["null_counts"].get(str(c), 0))
+                                   for c in df.columns})
         with_na = [str(c) for c in df.columns if na_counts[c] > 0]
         rows: list[list[Any]] = []
         concentrated: list[tuple[float, str]] = []
@@ -499,11 +508,17 @@ class QualityByGroup(Check):
             rows.append([c, "all", "all", n, int(na_counts[c]), _r6(na_counts[c] / n),
                          None, None, None, ""])
         if with_na:
-            na_mat = na[with_na].to_numpy()
+            na_mat = na[with_na].to_numpy() if exact is None else None
             for g in ctx.groupings(intersections=False):
-                sizes = np.bincount(g.codes, minlength=g.n_groups)
-                per = pd.DataFrame(na_mat).groupby(g.codes).sum().reindex(
-                    range(g.n_groups), fill_value=0).to_numpy()
+                if exact is None:
+                    sizes = np.bincount(g.codes, minlength=g.n_groups)
+                    per = pd.DataFrame(na_mat).groupby(g.codes).sum().reindex(
+                        range(g.n_groups), fill_value=0).to_numpy()
+                else:
+                    sizes = ctx.counts(g).n
+                    by = exact["null_counts_by_group"].get(g.name, {})
+                    per = np.array([[int(by.get(c, {}).get(label, 0)) for c in with_na]
+                                    for label in g.labels], dtype=np.int64)
                 for j, c in enumerate(with_na):
                     if c in g.attributes:
                         continue
@@ -548,7 +563,7 @@ class QualityByGroup(Check):
             evidence.append(self._missing_plot(heat))
 
         # duplicates
-        dups = duplicate_rows(df)
+        dups = duplicate_rows(df) if exact is None else int(exact["duplicate_rows"])
         metrics["duplicate_rows"] = dups
         metrics["duplicate_share"] = _r6(dups / n)
         if dups / n > float(self.max_duplicate_share):
@@ -574,9 +589,10 @@ class QualityByGroup(Check):
 
         # label balance
         lab_rows = []
-        pos_share = float(ctx.y_true.mean())
+        positives = int(ctx.y_true.sum()) if exact is None else int(exact["positives"])
+        pos_share = positives / n
         metrics["positive_share"] = _r6(pos_share)
-        lab_rows.append(["all", "all", n, int(ctx.y_true.sum()), _r6(pos_share)])
+        lab_rows.append(["all", "all", n, positives, _r6(pos_share)])
         for g in ctx.groupings(intersections=False):
             c = ctx.counts(g)
             for i, label in enumerate(g.labels):
@@ -603,6 +619,14 @@ class QualityByGroup(Check):
                     continue
                 observed = df[attr].astype(str).where(df[attr].notna(), None) \
                     .value_counts(normalize=True)
+                g = next((g for g in ctx.groupings(intersections=False) if g.name == attr),
+                         None)
+                if exact is not None and g is not None:  # the whole data's group sizes
+                    from ..context import MISSING_GROUP
+
+                    sizes = pd.Series(ctx.counts(g).n, index=g.labels, dtype=float)
+                    sizes = sizes[sizes.index != MISSING_GROUP]
+                    observed = sizes / sizes.sum()
                 for group, want in declared.items():
                     have = float(observed.get(str(group), 0.0))
                     diff = have - float(want)

@@ -157,6 +157,24 @@ def test_missing_values_duplicates_and_digest_equal_pandas(frames: Any, contexts
     assert len(pop["digest"]) == 64 and contexts[0].data_digest == pop["digest"]
 
 
+def test_quality_check_counts_every_row_not_the_sample(frames: Any, contexts: Any) -> None:
+    """data.quality_by_group on Spark: missing values, duplicates, label balance and the
+    representation of groups are those of the whole data (the pandas path on every row),
+    although the context's rows are a 4,000-row stratified sample."""
+    sctx, pctx = contexts
+    df, _ = frames
+    declared = {"ethnicity": {"majority": 0.6, "minority_a": 0.2, "minority_b": 0.15}}
+    policy = _policy(("data.quality_by_group", {"population": declared}))
+    assert sctx.data.shape[0] < len(df) // 5
+    sp_res, pd_res = run_policy(sctx, policy)[0], run_policy(pctx, policy)[0]
+    assert pd_res.metrics["duplicate_rows"] == 7
+    for k, v in pd_res.metrics.items():
+        assert sp_res.metrics[k] == pytest.approx(v, rel=1e-9, abs=1e-12, nan_ok=True), k
+    for name in ("missing_values", "label_balance", "representation", "data_summary"):
+        assert sp_res.evidence_named(name).data == pd_res.evidence_named(name).data, name
+    assert sp_res.status is pd_res.status and sp_res.message == pd_res.message
+
+
 def test_sample_size_seed_and_tiny_groups_are_recorded(frames: Any, contexts: Any) -> None:
     df, _ = frames
     sctx, _ = contexts
