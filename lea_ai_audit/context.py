@@ -106,11 +106,13 @@ def _binary(values: pd.Series, role: str, name: str, positive_label: Any) -> tup
     raise E.DataError(E.NOT_BINARY.format(role=role, name=name, found=f"values {found}"), fix)
 
 
-def _dataframe_digest(df: pd.DataFrame) -> str:
+def _dataframe_digest(df: pd.DataFrame, row_hashes: np.ndarray | None = None) -> str:
     """SHA-256 over the column names, dtypes and the row hashes of ``df``."""
     h = hashlib.sha256()
     h.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
-    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    if row_hashes is None:
+        row_hashes = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    h.update(row_hashes.tobytes())
     return h.hexdigest()
 
 
@@ -591,9 +593,16 @@ class AuditContext:
         return confusion_counts(np.zeros(self.n, dtype=np.int64), 1, self.y_true, self.y_pred)
 
     @cached_property
+    def row_hashes(self) -> np.ndarray:
+        """pandas' 64-bit hash of every row of the audited data (all columns, not the index)."""
+        h = pd.util.hash_pandas_object(self.data, index=False).to_numpy()
+        h.setflags(write=False)
+        return h
+
+    @cached_property
     def data_digest(self) -> str:
         """SHA-256 of the audited data (column names, dtypes, every row)."""
-        return _dataframe_digest(self.data)
+        return _dataframe_digest(self.data, self.row_hashes)
 
     def describe(self) -> dict[str, Any]:
         """What was audited, for the report's ``subject``."""

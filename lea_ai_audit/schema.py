@@ -314,6 +314,28 @@ def _text(value: Any, limit: int = 60) -> str:
     return s if len(s) <= limit else s[:limit - 1] + "…"
 
 
+def _without_noop_coercion(schema: Any, data: pd.DataFrame) -> Any:
+    """``schema`` coercing only the columns whose dtype differs from the data's.
+
+    pandera coerces a column by copying it, even when it already has the schema's dtype (a
+    third of the validation time of a million rows); such a coercion changes nothing, so it is
+    left out. Columns of another dtype are still coerced (and their failures reported).
+    """
+    if not schema.coerce and not any(c.coerce for c in schema.columns.values()):
+        return schema
+    updates = {}
+    for name, col in schema.columns.items():
+        same = (name in data.columns and col.dtype is not None
+                and str(col.dtype) == str(data[name].dtype))
+        updates[name] = {"coerce": (schema.coerce or col.coerce) and not same}
+    try:
+        new = schema.update_columns(updates)
+        new.coerce = False
+    except Exception:
+        return schema
+    return new
+
+
 def validate_schema(data: pd.DataFrame, schema: Any, *, max_examples: int = 5,
                     withhold: Iterable[str] = ()) -> SchemaValidation:
     """Validate ``data`` lazily against ``schema``: every failure, counted, with examples.
@@ -351,7 +373,7 @@ def validate_schema(data: pd.DataFrame, schema: Any, *, max_examples: int = 5,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandera's own FutureWarnings on concat
-            schema.validate(data, lazy=True)
+            _without_noop_coercion(schema, data).validate(data, lazy=True)
         return SchemaValidation(n_rows=n, failing_rows=0)
     except SchemaErrors as exc:
         fc = exc.failure_cases

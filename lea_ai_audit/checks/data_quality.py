@@ -320,9 +320,10 @@ class DataSchema(Check):
                                   name="audited data")
             origin = "the schema inferred from the audited data itself"
         # failing values of identifier-like columns are not copied into the report
-        names = [c for c in schema.columns if c in ctx.data.columns]
-        withhold = {f["column"] for f in scan_identifiers(ctx.data[names], sample=500,
-                                                          seed=ctx.seed)}
+        names = {c for c in schema.columns if c in ctx.data.columns}
+        withhold = {f["column"] for f in scan_identifiers(
+            ctx.data, exclude={c for c in ctx.data.columns if c not in names}, sample=500,
+            seed=ctx.seed)}
         result = validate_schema(ctx.data, schema, max_examples=int(self.max_examples),
                                  withhold=withhold)
         evidence = []
@@ -382,11 +383,12 @@ class DataSchema(Check):
 
 
 # -- data.quality_by_group ---------------------------------------------------------------------
-def duplicate_rows(df: pd.DataFrame) -> int:
+def duplicate_rows(df: pd.DataFrame, row_hashes: np.ndarray | None = None) -> int:
     """Number of rows that exactly repeat an earlier row (all columns equal; NaN equals NaN).
 
-    Rows are hashed first; only rows whose hash repeats are compared exactly, so the count is
-    exact and the cost stays near one hashing pass.
+    Rows are hashed first (or ``row_hashes``, pandas' ``hash_pandas_object(df, index=False)``,
+    are given); only rows whose hash repeats are compared exactly, so the count is exact and
+    the cost stays near one hashing pass.
 
     Examples
     --------
@@ -398,7 +400,8 @@ def duplicate_rows(df: pd.DataFrame) -> int:
 
     if df.shape[0] < 2 or df.shape[1] == 0:
         return 0
-    h = pd.util.hash_pandas_object(df, index=False)
+    h = pd.Series(pd.util.hash_pandas_object(df, index=False).to_numpy()
+                  if row_hashes is None else row_hashes)
     candidates = h.duplicated(keep=False).to_numpy()
     if not candidates.any():
         return 0
@@ -563,7 +566,8 @@ class QualityByGroup(Check):
             evidence.append(self._missing_plot(heat))
 
         # duplicates
-        dups = duplicate_rows(df) if exact is None else int(exact["duplicate_rows"])
+        dups = duplicate_rows(df, ctx.row_hashes if df is ctx.data else None) \
+            if exact is None else int(exact["duplicate_rows"])
         metrics["duplicate_rows"] = dups
         metrics["duplicate_share"] = _r6(dups / n)
         if dups / n > float(self.max_duplicate_share):
