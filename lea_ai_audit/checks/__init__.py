@@ -52,6 +52,18 @@ class Check:
     def run(self, ctx: AuditContext) -> CheckResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def start(self, ctx: AuditContext) -> None:
+        """Optional: begin slow, self-contained work before the audit reaches this check.
+
+        The runner calls it for every check once the context is built, then :meth:`run` in
+        order. A check may hand work to :mod:`lea_ai_audit._background` here and collect it in
+        :meth:`run`; ``run`` must give the same result whether or not ``start`` was called
+        (or raised), and whatever ``start`` began must stop in :meth:`cancel`.
+        """
+
+    def cancel(self) -> None:
+        """Stop what :meth:`start` began and :meth:`run` did not collect (safe to repeat)."""
+
     def result(self, status: Status, message: str, *, metrics: dict[str, Any] | None = None,
                evidence: list[Evidence] | tuple[Evidence, ...] = ()) -> CheckResult:
         """A result of this check; the audit runner fills in the requirement it serves."""

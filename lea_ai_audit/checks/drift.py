@@ -244,7 +244,35 @@ class DataDrift(Check):
             raise ValueError("html must be true or false")
 
     # -- run ---------------------------------------------------------------------------------
-    def run(self, ctx: AuditContext) -> CheckResult:
+    def start(self, ctx: AuditContext) -> None:
+        """Hand evidently's report and the within-group tests to the worker process
+        (:mod:`lea_ai_audit._background`); :meth:`run` collects them.
+
+        The samples, and the model's scores on the reference, are made here in the auditing
+        process; the worker only computes on them. Without a worker, :meth:`run` does it all.
+        """
+        from .. import _background
+
+        self.cancel()
+        if not _background.available():
+            return
+        prep = self._inputs(ctx)
+        if isinstance(prep, CheckResult):
+            return
+        job = _background.start(_drift_job, prep["cur_p"], prep["ref_p"], prep["kinds"],
+                                self.method, self.threshold, bool(self.html),
+                                prep["samples"])
+        if job is not None:
+            self._started = (ctx, prep, job)
+
+    def cancel(self) -> None:
+        started = getattr(self, "_started", None)
+        self._started = None
+        if started is not None:
+            started[2].close()
+
+    def _inputs(self, ctx: AuditContext) -> CheckResult | dict[str, Any]:
+        """The two samples as evidently compares them, or the result that ends the check."""
         ref_full = ctx.reference
         if ref_full is None:
             return self.result(Status.SKIPPED, "no reference data to compare with: pass the "
@@ -301,8 +329,46 @@ class DataDrift(Check):
                 ref_p[pred_name] = ref_out
         else:
             pred_note = how
+        samples, small = self._group_samples(ctx, ref_full, kinds, roles, pred_name)
+        return {"samples": samples, "small": small, "ref_full": ref_full,
+                "not_in_ref": not_in_ref, "roles": roles,
+                "cur_idx": cur_idx, "ref_idx": ref_idx, "n_ref": n_ref, "kinds": kinds,
+                "skipped": skipped, "cur_p": cur_p, "ref_p": ref_p, "pred_name": pred_name,
+                "how": how, "pred_note": pred_note}
 
-        columns, html = self._evidently(cur_p, ref_p, kinds)
+    def _computed(self, ctx: AuditContext, prep: dict[str, Any]
+                  ) -> tuple[dict[str, dict[str, Any]], bytes | None, list[dict[str, Any]], str]:
+        """evidently's verdicts and HTML, and the within-group tests: from the worker started
+        by :meth:`start` if any; the note says why its answer was not used ("" otherwise)."""
+        from .. import _background
+
+        started = getattr(self, "_started", None)
+        self._started = None
+        note = ""
+        if started is not None and started[0] is ctx:
+            try:
+                return (*started[2].result(), "")
+            except _background.BackgroundUnavailable as exc:
+                note = f"computed in place: the worker process failed ({exc})"
+        elif started is not None:
+            started[2].close()
+        return (*_drift_job(prep["cur_p"], prep["ref_p"], prep["kinds"], self.method,
+                            self.threshold, bool(self.html), prep["samples"]), note)
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        started = getattr(self, "_started", None)
+        if started is not None and started[0] is ctx:
+            prep = started[1]
+        else:
+            prep = self._inputs(ctx)
+            if isinstance(prep, CheckResult):
+                self.cancel()
+                return prep
+        ref_full, not_in_ref, roles = prep["ref_full"], prep["not_in_ref"], prep["roles"]
+        cur_idx, ref_idx, n_ref = prep["cur_idx"], prep["ref_idx"], prep["n_ref"]
+        kinds, skipped, pred_name = prep["kinds"], prep["skipped"], prep["pred_name"]
+        how, pred_note = prep["how"], prep["pred_note"]
+        columns, html, group_tests, computed = self._computed(ctx, prep)
         rows = []
         metrics: dict[str, Any] = {
             "sample_audited": len(cur_idx), "sample_reference": len(ref_idx), "seed": ctx.seed,
@@ -330,9 +396,11 @@ class DataDrift(Check):
             f"and {len(cur_idx)} audited rows (proportional stratified sample), seed {ctx.seed}. "
             "A distance drifts when it reaches its threshold, a p-value when it falls below it."
             + (f" Model output: {how}." if pred_name in columns else
-               f" Model output not compared: {pred_note}."))]
+               f" Model output not compared: {pred_note}.")
+            + (f" evidently's report was {computed}." if computed else ""))]
 
-        group_rows, group_findings, small = self._by_group(ctx, ref_full, kinds, roles, pred_name)
+        small = prep["small"]
+        group_rows, group_findings = self._by_group(group_tests, small)
         metrics["group_drift_findings"] = len(group_findings)
         evidence.append(Evidence.table(
             "drift_by_group", ["grouping", "group", "column", "test", "statistic", "p_value",
@@ -395,56 +463,12 @@ class DataDrift(Check):
                            + ", overall or within any group" + tail, metrics=metrics,
                            evidence=evidence)
 
-    # -- evidently ---------------------------------------------------------------------------
-    def _evidently(self, cur: pd.DataFrame, ref: pd.DataFrame, kinds: dict[str, str]
-                   ) -> tuple[dict[str, dict[str, Any]], bytes | None]:
-        import warnings
-
-        with warnings.catch_warnings():  # evidently's own deprecation warnings on import
-            warnings.simplefilter("ignore")
-            from evidently import DataDefinition, Dataset, Report
-            from evidently.presets import DataDriftPreset
-
-        num = [c for c, k in kinds.items() if k == "num"]
-        cat = [c for c, k in kinds.items() if k == "cat"]
-        dd = DataDefinition(numerical_columns=num, categorical_columns=cat)
-        preset = DataDriftPreset(columns=num + cat, method=self.method,
-                                 threshold=None if self.threshold is None
-                                 else float(self.threshold))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            snap = Report([preset], include_tests=True).run(
-                current_data=Dataset.from_pandas(cur, data_definition=dd),
-                reference_data=Dataset.from_pandas(ref, data_definition=dd))
-        d = snap.dict()
-        out: dict[str, dict[str, Any]] = {}
-        for m in d.get("metrics", []):
-            cfg = m.get("config", {})
-            if not str(cfg.get("type", "")).endswith("ValueDrift"):
-                continue
-            method = str(cfg.get("method"))
-            value = m.get("value")
-            out[str(cfg["column"])] = {
-                "method": method, "threshold": cfg.get("threshold"),
-                "value": None if value is None else round(float(value), 6),
-                "kind": "p-value" if "p_value" in method else "distance", "drift": None}
-        for t in d.get("tests", []):
-            params = (t.get("metric_config") or {}).get("params") or {}
-            col = params.get("column")
-            if col in out and str(params.get("type", "")).endswith("ValueDrift"):
-                status = t.get("status")
-                out[col]["drift"] = str(getattr(status, "value", status)).upper() == "FAIL"
-        for info in out.values():  # a test evidently did not report: decide by its own rule
-            if info["drift"] is None and info["value"] is not None and info["threshold"]:
-                info["drift"] = (info["value"] < info["threshold"] if info["kind"] == "p-value"
-                                 else info["value"] >= info["threshold"])
-        html = snap.get_html_str(as_iframe=False).encode("utf-8") if self.html else None
-        return out, html
-
     # -- within groups -----------------------------------------------------------------------
-    def _by_group(self, ctx: AuditContext, ref_full: pd.DataFrame, kinds: dict[str, str],
-                  roles: dict[str, str], pred_name: str
-                  ) -> tuple[list[list[Any]], list[tuple[str, str]], list[str]]:
+    def _group_samples(self, ctx: AuditContext, ref_full: pd.DataFrame, kinds: dict[str, str],
+                       roles: dict[str, str], pred_name: str
+                       ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Each group's two samples, ready to test (the model scores the reference rows here),
+        and the groups too small to compare."""
         import pandas as pd
 
         from ..context import MISSING_GROUP
@@ -453,7 +477,7 @@ class DataDrift(Check):
         rng = np.random.default_rng(ctx.seed + 1)
         m = int(self.group_sample)
         min_rows = int(self.min_group_rows)
-        tests: list[dict[str, Any]] = []
+        samples: list[dict[str, Any]] = []
         small: list[str] = []
         u_cur = rng.random(ctx.n)
         u_ref = rng.random(ref_full.shape[0])
@@ -491,13 +515,13 @@ class DataDrift(Check):
                         cur_g = cur_g.drop(columns=[pred_name])
                     else:
                         ref_g[pred_name] = ref_vals
-                for c in cur_g.columns:
-                    cat = kinds[c] == "cat"
-                    name, stat, p = _two_sample_test(ref_g[c], cur_g[c], cat)
-                    tests.append({"grouping": g.name, "group": label, "column": c, "test": name,
-                                  "stat": stat, "p": p,
-                                  "psi": psi(ref_g[c], cur_g[c], categorical=cat),
-                                  "n_ref": len(ri), "n_cur": len(ci)})
+                samples.append({"grouping": g.name, "group": label, "cur": cur_g,
+                                "ref": ref_g})
+        return samples, small
+
+    def _by_group(self, tests: list[dict[str, Any]], small: list[str]
+                  ) -> tuple[list[list[Any]], list[tuple[str, str]]]:
+        """The within-group table and findings from the tests (Bonferroni over all of them)."""
         n_tests = max(len(tests), 1)
         level = float(self.alpha) / n_tests
         rows, findings = [], []
@@ -512,7 +536,81 @@ class DataDrift(Check):
                          t["n_cur"], "drift" if drift else ""])
         rows += [[s.split("=", 1)[0], s.split("=", 1)[1], "", "", None, None, None, None, None,
                   "insufficient evidence"] for s in small]
-        return rows, findings, small
+        return rows, findings
+
+
+def _group_tests(samples: list[dict[str, Any]], kinds: dict[str, str]) -> list[dict[str, Any]]:
+    """Per group and column: the two-sample test and the PSI (runs in the worker if it can)."""
+    tests: list[dict[str, Any]] = []
+    for smp in samples:
+        cur_g, ref_g = smp["cur"], smp["ref"]
+        for c in cur_g.columns:
+            cat = kinds[c] == "cat"
+            name, stat, p = _two_sample_test(ref_g[c], cur_g[c], cat)
+            tests.append({"grouping": smp["grouping"], "group": smp["group"], "column": c,
+                          "test": name, "stat": stat, "p": p,
+                          "psi": psi(ref_g[c], cur_g[c], categorical=cat),
+                          "n_ref": len(ref_g), "n_cur": len(cur_g)})
+    return tests
+
+
+def _drift_job(cur: pd.DataFrame, ref: pd.DataFrame, kinds: dict[str, str],
+               method: str | None, threshold: float | None, html: bool,
+               samples: list[dict[str, Any]]
+               ) -> tuple[dict[str, dict[str, Any]], bytes | None, list[dict[str, Any]]]:
+    """Everything of ``data.drift`` that needs neither the model nor the context: evidently's
+    report and the within-group tests. :meth:`DataDrift.start` hands it to the worker."""
+    columns, page = _evidently_report(cur, ref, kinds, method, threshold, html)
+    return columns, page, _group_tests(samples, kinds)
+
+
+def _evidently_report(cur: pd.DataFrame, ref: pd.DataFrame, kinds: dict[str, str],
+                      method: str | None, threshold: float | None, html: bool
+                      ) -> tuple[dict[str, dict[str, Any]], bytes | None]:
+    """evidently's ``DataDriftPreset`` on the two samples: per column its test, statistic,
+    threshold and verdict, and the HTML report (or None). Runs in a child process when the
+    audit can (:meth:`DataDrift.start`), so it touches nothing but its arguments."""
+    import warnings
+
+    with warnings.catch_warnings():  # evidently's own deprecation warnings on import
+        warnings.simplefilter("ignore")
+        from evidently import DataDefinition, Dataset, Report
+        from evidently.presets import DataDriftPreset
+
+    num = [c for c, k in kinds.items() if k == "num"]
+    cat = [c for c, k in kinds.items() if k == "cat"]
+    dd = DataDefinition(numerical_columns=num, categorical_columns=cat)
+    preset = DataDriftPreset(columns=num + cat, method=method,
+                             threshold=None if threshold is None else float(threshold))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        snap = Report([preset], include_tests=True).run(
+            current_data=Dataset.from_pandas(cur, data_definition=dd),
+            reference_data=Dataset.from_pandas(ref, data_definition=dd))
+    d = snap.dict()
+    out: dict[str, dict[str, Any]] = {}
+    for m in d.get("metrics", []):
+        cfg = m.get("config", {})
+        if not str(cfg.get("type", "")).endswith("ValueDrift"):
+            continue
+        name = str(cfg.get("method"))
+        value = m.get("value")
+        out[str(cfg["column"])] = {
+            "method": name, "threshold": cfg.get("threshold"),
+            "value": None if value is None else round(float(value), 6),
+            "kind": "p-value" if "p_value" in name else "distance", "drift": None}
+    for t in d.get("tests", []):
+        params = (t.get("metric_config") or {}).get("params") or {}
+        col = params.get("column")
+        if col in out and str(params.get("type", "")).endswith("ValueDrift"):
+            status = t.get("status")
+            out[col]["drift"] = str(getattr(status, "value", status)).upper() == "FAIL"
+    for info in out.values():  # a test evidently did not report: decide by its own rule
+        if info["drift"] is None and info["value"] is not None and info["threshold"]:
+            info["drift"] = (info["value"] < info["threshold"] if info["kind"] == "p-value"
+                             else info["value"] >= info["threshold"])
+    page = snap.get_html_str(as_iframe=False).encode("utf-8") if html else None
+    return out, page
 
 
 def _round(x: float, nd: int = 6) -> float | None:

@@ -1,0 +1,206 @@
+"""The worker process (lea_ai_audit._background): same results as in place, every fault falls
+back, and it never re-runs the caller's script.
+
+The jobs here are standard-library functions (the worker imports a job's function by module and
+name), so the tests need no helper module on the worker's path.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from lea_ai_audit import Audit, _background
+from lea_ai_audit.checks import make_check
+from lea_ai_audit.datasets import make_police_triage
+from lea_ai_audit.policy import load_policy
+
+pytestmark = pytest.mark.skipif(not _background.available(),
+                                reason="needs two cores (the CI machine has them)")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_worker():
+    _background.shutdown()
+    yield
+    _background.shutdown()
+
+
+def _worker_pid() -> int:
+    job = _background.start(os.getpid)
+    assert job is not None
+    return job.result(timeout=60)
+
+
+def test_a_job_returns_its_value_from_another_process():
+    job = _background.start(math.sqrt, 2.0)
+    assert job is not None
+    assert job.result(timeout=60) == math.sqrt(2.0)
+    assert job.seconds is not None and job.seconds >= 0
+    pid = _worker_pid()
+    assert pid != os.getpid()
+    assert _worker_pid() == pid  # one worker, kept for the next jobs
+
+
+def test_jobs_queue_and_answer_in_order_of_collection():
+    jobs = [_background.start(operator.mul, k, 3) for k in range(20)]
+    assert all(j is not None for j in jobs)
+    assert [j.result(timeout=60) for j in reversed(jobs)] == [3 * k for k in reversed(range(20))]
+
+
+def test_an_exception_in_the_job_is_reported_not_raised_as_is():
+    job = _background.start(operator.truediv, 1, 0)
+    with pytest.raises(_background.BackgroundUnavailable, match="ZeroDivisionError"):
+        job.result(timeout=60)
+    assert _background.start(operator.add, 1, 2).result(timeout=60) == 3  # worker still fine
+
+
+def test_a_dead_worker_is_reported_and_replaced():
+    pid = _worker_pid()
+    job = _background.start(os._exit, 7)  # the worker dies inside the job
+    with pytest.raises(_background.BackgroundUnavailable, match="exit code 7"):
+        job.result(timeout=60)
+    assert _worker_pid() != pid
+
+
+def test_no_answer_in_time_kills_the_worker():
+    pid = _worker_pid()
+    job = _background.start(time.sleep, 30)
+    t0 = time.monotonic()
+    with pytest.raises(_background.BackgroundUnavailable, match="no answer within"):
+        job.result(timeout=0.5)
+    assert time.monotonic() - t0 < 10
+    assert _worker_pid() != pid
+
+
+def test_an_abandoned_job_does_not_answer_the_next_one():
+    first = _background.start(operator.add, "a", "b")
+    first.close()  # given up before its answer came
+    second = _background.start(operator.add, "c", "d")
+    assert second.result(timeout=60) == "cd"
+    with pytest.raises(_background.BackgroundUnavailable):
+        first.result(timeout=1)
+
+
+def test_switched_off_by_the_environment(monkeypatch):
+    monkeypatch.setenv(_background.ENV, "0")
+    assert not _background.available()
+    assert _background.start(math.sqrt, 4.0) is None
+
+
+# -- data.drift through the worker --------------------------------------------------------------
+def _drift_policy():
+    return load_policy({"id": "t", "version": "1", "title": "drift", "requirements": [
+        {"id": "drift", "clauses": ["AI Act Art. 10"], "check": "data.drift",
+         "params": {"html": True}}]})
+
+
+@pytest.fixture(scope="module")
+def drift_ctx():
+    ref = make_police_triage(3000, seed=31)
+    cur = make_police_triage(3000, seed=32)
+    shifted = cur["ethnicity"] == cur["ethnicity"].iloc[0]
+    cur.loc[shifted, "prior_contacts"] = cur.loc[shifted, "prior_contacts"] + 2  # within a group
+    a = Audit(target="reoffended", sensitive=["ethnicity", "sex"], prediction="rearrested",
+              policy=_drift_policy(), track=False)
+    return a.context(cur, reference=ref)
+
+
+def _comparable(res):
+    tables = {e.name: e.data for e in res.evidence if e.kind == "table"}
+    html = [e for e in res.evidence if e.kind == "file"]
+    return res.status, res.message, res.metrics, tables, len(html)
+
+
+def test_drift_in_the_worker_equals_drift_in_place(drift_ctx, monkeypatch):
+    started = make_check("data.drift", {"html": True})
+    started.start(drift_ctx)
+    assert started._started is not None  # the work went to the worker
+    in_worker = started.run(drift_ctx)
+    monkeypatch.setenv(_background.ENV, "0")
+    in_place = make_check("data.drift", {"html": True})
+    in_place.start(drift_ctx)
+    assert getattr(in_place, "_started", None) is None
+    here = in_place.run(drift_ctx)
+    assert _comparable(in_worker) == _comparable(here)
+    assert in_worker.metrics["group_drift_findings"] >= 1  # the injected within-group shift
+    page = next(e for e in in_worker.evidence if e.kind == "file")
+    assert b"<!DOCTYPE html>" in page.content[:200] and len(page.content) > 100_000
+
+
+def test_drift_falls_back_when_the_worker_dies(drift_ctx, monkeypatch):
+    check = make_check("data.drift", {"html": True})
+    check.start(drift_ctx)
+    _background._worker.proc.kill()  # a real fault (SIGKILL), after the job was handed over
+    res = check.run(drift_ctx)
+    monkeypatch.setenv(_background.ENV, "0")
+    here = make_check("data.drift", {"html": True}).run(drift_ctx)
+    assert res.metrics == here.metrics and res.status == here.status
+    drift_table = next(e for e in res.evidence if e.name == "drift")
+    assert drift_table.data["rows"] == next(e for e in here.evidence if e.name == "drift") \
+        .data["rows"]
+    assert "the worker process failed" in drift_table.description
+
+
+def test_a_check_whose_start_fails_still_runs(drift_ctx):
+    check = make_check("data.drift", {"html": False})
+    check.start(drift_ctx)
+    check.cancel()  # what the runner does when start() raises
+    res = check.run(drift_ctx)
+    assert res.status.value in {"pass", "fail", "warn"} and "drift_score/prior_contacts" in \
+        res.metrics
+
+
+def test_the_callers_script_is_not_run_again(tmp_path):
+    """multiprocessing's spawn re-imports the main script; the worker must not."""
+    script = tmp_path / "pipeline.py"
+    marker = tmp_path / "runs.txt"
+    script.write_text(textwrap.dedent(f"""
+        # no `if __name__ == "__main__":` guard, as in many training scripts
+        from lea_ai_audit import audit
+        from lea_ai_audit.datasets import make_police_triage
+        with open({str(marker)!r}, "a") as f:
+            f.write("run\\n")
+        ref, cur = make_police_triage(1500, seed=1), make_police_triage(1500, seed=2)
+        rep = audit(cur, reference=ref, target="reoffended", sensitive=["ethnicity"],
+                    prediction="rearrested", checks=["data.drift"], track=False)
+        print(rep.checks[0].status.value)
+    """))
+    env = {**os.environ, "LEA_AUDIT_TRACKING": "off"}
+    env.pop(_background.ENV, None)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       env=env, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert marker.read_text() == "run\n"
+    assert r.stdout.strip() in {"pass", "fail", "warn"}
+
+
+def test_the_worker_ends_with_the_auditing_process(tmp_path):
+    code = ("import os, math; from lea_ai_audit import _background as b; "
+            "j = b.start(os.getpid); print(j.result(timeout=60), flush=True)")
+    env = {k: v for k, v in os.environ.items() if k != _background.ENV}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=120, check=True)
+    pid = int(r.stdout.strip())
+    for _ in range(100):
+        if not _running(pid):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"worker {pid} still runs after its auditing process ended")
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            state = next(line for line in f if line.startswith("State:"))
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return " Z " not in state and "zombie" not in state  # an exited, unreaped process is gone
