@@ -162,6 +162,14 @@ class _Worker:
         self.proc.kill()
         with contextlib.suppress(Exception):
             self.proc.wait(timeout=5.0)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        self.reader.join(timeout=5.0)  # it ends at the end of the worker's output
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(Exception):
+                if pipe is not None:
+                    pipe.close()
 
     def stop(self) -> None:
         try:
@@ -172,6 +180,7 @@ class _Worker:
             self.proc.kill()
             with contextlib.suppress(Exception):
                 self.proc.wait(timeout=5.0)
+        self._close_pipes()
 
 
 _lock = threading.Lock()

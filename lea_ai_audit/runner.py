@@ -103,6 +103,8 @@ def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None
     total = len(policy.requirements)
     checks = [req.make_check() for req in policy.requirements]
     started: list[float] = []
+    last_group_metrics = max((i for i, req in enumerate(policy.requirements)
+                              if req.check == "fairness.group_metrics"), default=-1)
     try:
         for check in checks:  # slow independent work begins now (evidently's drift report)
             t0 = time.perf_counter()
@@ -127,6 +129,10 @@ def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None
             res = _apply_requirement(res, req, time.perf_counter() - t0 + started[i],
                                      report_id)
             results.append(res)
+            if i == last_group_metrics:  # the model card's figures, drawn by the worker now
+                from .cards.figures import prefetch
+
+                prefetch(report_id, results, ctx.describe().get("reference_groups"))
             if progress:
                 progress(i + 1, total, req.id, res)
     finally:
@@ -226,12 +232,13 @@ class Audit:
         subject = ctx.describe()
         if self.metadata:
             subject["metadata"] = dict(self.metadata)
-        return AuditReport(
+        report = AuditReport(
             checks=tuple(results), status=overall_status(results), schema_version=SCHEMA_VERSION,
             report_id=report_id, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             author=self.author, seed=self.seed, policy=self.policy.describe(),
             subject=subject, data=data_info, environment=_versions(),
             duration_s=time.perf_counter() - t0)
+        return report
 
 
 def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any = None,

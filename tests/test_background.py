@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from lea_ai_audit import Audit, _background
+from lea_ai_audit import Audit, _background, audit
+from lea_ai_audit.cards import figures
 from lea_ai_audit.checks import make_check
 from lea_ai_audit.datasets import make_police_triage
 from lea_ai_audit.policy import load_policy
@@ -204,3 +205,36 @@ def _running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return " Z " not in state and "zombie" not in state  # an exited, unreaped process is gone
+
+
+# -- the model card's figures, drawn by the worker during the audit -----------------------------
+def _groups_report():
+    cur = make_police_triage(3000, seed=41)
+    return audit(cur, target="reoffended", sensitive=["ethnicity", "sex"],
+                 prediction="rearrested", checks=["fairness.group_metrics"], track=False)
+
+
+def test_card_figures_from_the_worker_equal_those_drawn_in_place():
+    rep = _groups_report()
+    assert rep.report_id in figures._PREFETCHED  # handed to the worker after the check ran
+    got = figures.group_figures(rep)
+    assert rep.report_id not in figures._PREFETCHED  # collected once
+    want = figures.draw_group_figures(*figures._inputs(rep.checks,
+                                                       rep.subject["reference_groups"]))
+    assert [t for t, _, _ in got] == ["Rates by ethnicity", "Rates by sex",
+                                      "Rates by ethnicity & sex"]
+    assert got == want  # the same PNG bytes
+    assert all(png.startswith(b"\x89PNG") for _, _, png in got)
+
+
+def test_figures_prefetched_from_other_inputs_are_not_used():
+    rep = _groups_report()
+    figures.group_figures(rep)
+    other = {"ethnicity": {"group": "a group that is not the reference"}}
+    figures.prefetch(rep.report_id, rep.checks, other)  # same report id, other inputs
+    got = figures.group_figures(rep)
+    want = figures.draw_group_figures(*figures._inputs(rep.checks,
+                                                       rep.subject["reference_groups"]))
+    assert got == want
+    stale = figures.draw_group_figures(*figures._inputs(rep.checks, other))
+    assert got != stale

@@ -15,6 +15,56 @@ def _short(text: str, n: int = 34) -> str:
     return text if len(text) <= n else text[:n - 1] + "…"
 
 
+#: figures being drawn by the worker process, by report id (see :func:`prefetch`)
+_PREFETCHED: dict[str, Any] = {}
+_KEEP = 4
+
+
+def _inputs(checks: Any, reference_groups: Any
+            ) -> tuple[list[tuple[str, dict[str, Any], str, int]], dict[str, Any]]:
+    """What the figures are drawn from: each group_metrics table, and the reference groups."""
+    tables: dict[str, tuple[str, dict[str, Any], str, int]] = {}
+    for c in checks:
+        if c.check_id != "fairness.group_metrics":
+            continue
+        min_n = int(c.params.get("min_group_size") or 30)
+        for e in c.evidence:
+            if e.kind == "table" and e.name.startswith("group_metrics:"):
+                grouping = e.name.split(":", 1)[1]
+                tables[grouping] = (grouping, e.data, e.description, min_n)
+    return list(tables.values()), dict(reference_groups or {})
+
+
+def _digest(inputs: Any) -> str:
+    import hashlib
+    import pickle
+
+    return hashlib.sha256(pickle.dumps(inputs, protocol=4)).hexdigest()
+
+
+def prefetch(report_id: str, checks: Any, reference_groups: Any) -> None:
+    """Have the worker process draw the figures of report ``report_id`` from its
+    group_metrics results (``checks``) while the audit goes on (:mod:`lea_ai_audit._background`).
+
+    :func:`group_figures` collects them if the report's inputs are the same, else draws them
+    itself. Does nothing without a worker or a group_metrics table.
+    """
+    from .. import _background
+
+    inputs = _inputs(checks, reference_groups)
+    if not inputs[0] or not _background.available():
+        return
+    job = _background.start(draw_group_figures, *inputs)
+    if job is None:
+        return
+    old = _PREFETCHED.pop(report_id, None)
+    if old is not None:
+        old[1].close()
+    _PREFETCHED[report_id] = (_digest(inputs), job)
+    while len(_PREFETCHED) > _KEEP:  # figures nobody asked for (no cards written)
+        _PREFETCHED.pop(next(iter(_PREFETCHED)))[1].close()
+
+
 def group_figures(report: Any) -> list[tuple[str, str, bytes]]:
     """One PNG per grouping: the key rates of each group with their intervals.
 
@@ -27,14 +77,25 @@ def group_figures(report: Any) -> list[tuple[str, str, bytes]]:
     >>> figs[0][0]
     'Rates by ethnicity'
     """
-    tables = {}
-    for c in report.checks:
-        if c.check_id != "fairness.group_metrics":
-            continue
-        min_n = int(c.params.get("min_group_size") or 30)
-        for e in c.evidence:
-            if e.kind == "table" and e.name.startswith("group_metrics:"):
-                tables[e.name.split(":", 1)[1]] = (e, min_n)
+    from .. import _background
+
+    inputs = _inputs(report.checks, report.subject.get("reference_groups"))
+    pending = _PREFETCHED.pop(getattr(report, "report_id", ""), None)
+    if pending is not None:
+        digest, job = pending
+        if digest == _digest(inputs):
+            try:
+                return list(job.result())
+            except _background.BackgroundUnavailable:
+                pass  # drawn here instead: the same figures
+        job.close()
+    return draw_group_figures(*inputs)
+
+
+def draw_group_figures(tables: list[tuple[str, dict[str, Any], str, int]],
+                       refs: dict[str, Any]) -> list[tuple[str, str, bytes]]:
+    """The figures of :func:`group_figures` from its inputs (a pure function: it runs in the
+    worker process when it can)."""
     if not tables:
         return []
     import matplotlib
@@ -42,11 +103,10 @@ def group_figures(report: Any) -> list[tuple[str, str, bytes]]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    refs = report.subject.get("reference_groups") or {}
     out = []
-    for grouping, (e, min_n) in tables.items():
-        cols = e.data["columns"]
-        rows = [dict(zip(cols, r, strict=False)) for r in e.data["rows"]]
+    for grouping, data, description, min_n in tables:
+        cols = data["columns"]
+        rows = [dict(zip(cols, r, strict=False)) for r in data["rows"]]
         metrics = [m for m in _METRICS if any(r.get("metric") == m for r in rows)]
         groups: list[str] = []
         for r in rows:
@@ -104,8 +164,8 @@ def group_figures(report: Any) -> list[tuple[str, str, bytes]]:
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         plt.close(fig)
-        desc = (f"Each dot is a group's rate with its {e.description.split(';')[-1].strip()}"
-                if ";" in e.description else "Each dot is a group's rate with its interval")
+        desc = (f"Each dot is a group's rate with its {description.split(';')[-1].strip()}"
+                if ";" in description else "Each dot is a group's rate with its interval")
         desc += ("; the dashed line is the reference group; hollow grey dots are groups with "
                  f"fewer than {min_n} cases (no conclusion drawn)")
         if len(groups) > len(shown):
