@@ -13,8 +13,11 @@ are also the reference data for the drift checks. Timed on the same rows in the 
   the per-check times come from the report;
 - the scaling of the audit from 10k to 1M rows (``--scaling``).
 
-Peak memory is the process's maximum resident set size (``ru_maxrss``), measured in a fresh
-subprocess per size so that one run does not inherit another's peak.
+Peak memory is the auditing process's maximum resident set size (``ru_maxrss``) plus that of
+its worker process (``VmHWM``; the worker draws evidently's drift report and the model card's
+figures on the second core, see ``lea_ai_audit/_background.py``), measured in a fresh
+subprocess per size so that one run does not inherit another's peak. The warm-up audit also
+starts the worker and its imports, as the first audit of a pipeline would.
 
 Run::
 
@@ -124,6 +127,7 @@ def one_size(n_rows: int, out: Path) -> dict[str, Any]:
     if not logged.logged:
         raise SystemExit(f"the MLflow log failed: {logged}")
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    worker_gb = _worker_peak_gb()
     checks = [{"requirement": c.requirement_id, "check": c.check_id, "status": c.status.value,
                "seconds": c.duration_s} for c in report.checks]
     total = t_audit + t_save + t_track
@@ -131,7 +135,23 @@ def one_size(n_rows: int, out: Path) -> dict[str, Any]:
             "save_cards_s": t_save, "mlflow_s": t_track, "total_s": total,
             "warm_up_s": t_warm,
             "ratio": total / t_predict, "peak_rss_gb": peak_gb,
+            "worker_peak_rss_gb": worker_gb, "peak_rss_total_gb": peak_gb + worker_gb,
             "status": report.status.value, "checks": checks}
+
+
+def _worker_peak_gb() -> float:
+    """Peak resident memory of the audit's worker process (0 if there is none)."""
+    from lea_ai_audit import _background
+
+    w = _background._worker
+    if w is None or not w.alive():
+        return 0.0
+    try:
+        with open(f"/proc/{w.proc.pid}/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        return 0.0
+    return kb * 1024 / 1e9
 
 
 def run_child(n_rows: int) -> dict[str, Any]:
@@ -160,8 +180,9 @@ def table(res: dict[str, Any]) -> str:
     lines.append(f"| (not counted: warm-up, a 2,000-row audit: imports, a new MLflow store) | "
                  f"{res['warm_up_s']:.2f} |")
     lines.append(f"| audit / predict_proba | **{res['ratio']:.1f}x** (goal ≤ {GOAL_RATIO:g}x) |")
-    lines.append(f"| peak memory (RSS, whole process) | {res['peak_rss_gb']:.2f} GB "
-                 f"(goal < {GOAL_PEAK_GB:g} GB) |")
+    lines.append(f"| peak memory (RSS): auditing process + worker process | "
+                 f"{res['peak_rss_gb']:.2f} + {res['worker_peak_rss_gb']:.2f} = "
+                 f"{res['peak_rss_total_gb']:.2f} GB (goal < {GOAL_PEAK_GB:g} GB) |")
     return "\n".join(lines)
 
 
@@ -185,7 +206,7 @@ def main() -> int:
         for r in results:
             print(f"| {r['rows']:,} | {r['predict_proba_s']:.2f} | "
                   f"{r['total_s']:.2f} | {r['ratio']:.1f}x | "
-                  f"{r['peak_rss_gb']:.2f} |")
+                  f"{r['peak_rss_total_gb']:.2f} |")
     info = {"benchmark": "whole default audit vs predict_proba", "machine": machine(),
             "results": results, "goal_ratio": GOAL_RATIO, "goal_peak_gb": GOAL_PEAK_GB}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +214,7 @@ def main() -> int:
     print(f"\nMachine: {info['machine']['cpu']}, {info['machine']['cores']} cores, "
           f"{info['machine']['memory_gb']} GB; load average {info['machine']['load_average']}")
     print(f"written: {args.out}")
-    ok = main_res["ratio"] <= GOAL_RATIO and main_res["peak_rss_gb"] < GOAL_PEAK_GB
+    ok = main_res["ratio"] <= GOAL_RATIO and main_res["peak_rss_total_gb"] < GOAL_PEAK_GB
     return 0 if ok else 1
 
 
