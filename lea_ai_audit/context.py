@@ -152,6 +152,8 @@ class AuditContext:
         self._counts: dict[str, ConfusionCounts] = {}
         self._samples: dict[tuple[Any, ...], Any] = {}
         self._aucs: dict[str | None, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        #: column -> (non-missing values, distinct ones): counted once, shared by the checks
+        self.distinct: dict[str, tuple[int, int]] = {}
         self.attestations: dict[str, str] = {}
         self.decisions: Any = None  # a lea_ai_audit.decisions.DecisionLog, when given
 

@@ -85,12 +85,14 @@ def _value_kinds(values: pd.Series) -> dict[str, float]:
 
 
 def scan_identifiers(df: pd.DataFrame, *, exclude: set[str] | None = None, sample: int = 2000,
-                     seed: int = 0) -> list[dict[str, Any]]:
+                     seed: int = 0, distinct_cache: dict[str, tuple[int, int]] | None = None
+                     ) -> list[dict[str, Any]]:
     """Columns of ``df`` that look like direct identifiers, with the evidence for each.
 
     Returns one dict per flagged column: ``column``, ``kind``, ``by_name`` (the column name
     matched), ``value_share`` (share of sampled non-empty values matching the kind's pattern,
     or None), ``distinct_share`` and ``non_null``. Values themselves are never returned.
+    ``distinct_cache`` (column -> non-missing and distinct counts) spares a second count.
 
     Examples
     --------
@@ -115,7 +117,13 @@ def scan_identifiers(df: pd.DataFrame, *, exclude: set[str] | None = None, sampl
             continue  # numbers are judged by their name only (values cannot reveal a person)
         non_null = series.dropna()
         nn = len(non_null)
-        distinct = float(non_null.nunique() / nn) if nn else 0.0
+        hit = distinct_cache.get(str(col)) if distinct_cache is not None else None
+        if hit is None or hit[0] != nn:
+            hit = (nn, int(non_null.nunique()))
+            if distinct_cache is not None:
+                distinct_cache[str(col)] = hit
+        n_distinct = hit[1]
+        distinct = float(n_distinct / nn) if nn else 0.0
         shares: dict[str, float] = {}
         if textual and nn:
             take = non_null if nn <= sample else non_null.iloc[
@@ -131,7 +139,7 @@ def scan_identifiers(df: pd.DataFrame, *, exclude: set[str] | None = None, sampl
                     kind, share = cand, shares[cand]
                     break
             if kind is None and shares.get("person name", 0.0) >= 0.9 \
-                    and distinct >= 0.25 and non_null.nunique() >= 20:
+                    and distinct >= 0.25 and n_distinct >= 20:
                 kind, share = "person name", shares["person name"]
             if kind is None and textual and nn >= 50 and distinct >= 0.95 \
                     and shares.get("date", 0.0) < 0.5 \
@@ -190,6 +198,7 @@ class DataProtection(Check):
     def run(self, ctx: AuditContext) -> CheckResult:
         exclude = {ctx.target, *(c for c in (ctx.prediction_col, ctx.score_col) if c)}
         found = scan_identifiers(ctx.data, exclude=exclude, sample=int(self.sample),
+                                 distinct_cache=ctx.distinct,
                                  seed=ctx.seed)
         allowed = set(self.allow or [])
         # a record number links to a person only through another register: listed, not a finding
@@ -323,6 +332,7 @@ class DataSchema(Check):
         names = {c for c in schema.columns if c in ctx.data.columns}
         withhold = {f["column"] for f in scan_identifiers(
             ctx.data, exclude={c for c in ctx.data.columns if c not in names}, sample=500,
+            distinct_cache=ctx.distinct,
             seed=ctx.seed)}
         result = validate_schema(ctx.data, schema, max_examples=int(self.max_examples),
                                  withhold=withhold)
