@@ -78,6 +78,23 @@ def psi(reference: np.ndarray | pd.Series, current: np.ndarray | pd.Series, *,
     return float(np.sum((cp - rp) * np.log(cp / rp)))
 
 
+def _ks_asymp(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Two-sided two-sample Kolmogorov-Smirnov statistic and asymptotic p-value: what
+    ``scipy.stats.ks_2samp(a, b, method="asymp")`` computes, the same way, without its
+    per-call argument handling (two thirds of the time of hundreds of group tests)."""
+    from scipy.stats import distributions
+
+    a, b = np.sort(a), np.sort(b)
+    n1, n2 = len(a), len(b)
+    both = np.concatenate([a, b])
+    diffs = np.searchsorted(a, both, side="right") / n1 - np.searchsorted(b, both,
+                                                                          side="right") / n2
+    d = float(max(np.clip(-diffs.min(), 0, 1), diffs.max()))
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    p = distributions.kstwo.sf(d, np.round(m * n / (m + n)))
+    return d, float(np.clip(p, 0, 1))
+
+
 def _two_sample_test(ref: pd.Series, cur: pd.Series, categorical: bool
                      ) -> tuple[str, float, float]:
     """(test name, statistic, p-value): KS for numbers, chi-square for categories."""
@@ -88,8 +105,8 @@ def _two_sample_test(ref: pd.Series, cur: pd.Series, categorical: bool
     if len(r) == 0 or len(c) == 0:
         return ("none", float("nan"), float("nan"))
     if not categorical:
-        res = stats.ks_2samp(r.to_numpy(dtype=float), c.to_numpy(dtype=float), method="asymp")
-        return ("Kolmogorov-Smirnov", float(res.statistic), float(res.pvalue))
+        d, p = _ks_asymp(r.to_numpy(dtype=float), c.to_numpy(dtype=float))
+        return ("Kolmogorov-Smirnov", d, p)
     table = pd.concat([r.astype(str).value_counts(), c.astype(str).value_counts()], axis=1
                       ).fillna(0).to_numpy().T
     table = table[:, table.sum(axis=0) > 0]
