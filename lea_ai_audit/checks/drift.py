@@ -13,7 +13,9 @@ AI Act Art. 10(2), Art. 15; Art. 72 post-market monitoring).
 
 Large data is sampled: the audited side with the context's proportional stratified sample, the
 reference side with a simple random sample, both seeded by the audit (sizes and seed are in
-the metrics). evidently is imported when the check runs, never with ``lea_ai_audit``.
+the metrics). evidently is imported when the check runs, never with ``lea_ai_audit``. On two or
+more cores, evidently's report and the within-group tests run in the worker process
+(:mod:`lea_ai_audit._background`) from the moment the audit starts; the result is the same.
 """
 
 from __future__ import annotations
