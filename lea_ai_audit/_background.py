@@ -172,6 +172,9 @@ class _Worker:
                     pipe.close()
 
     def stop(self) -> None:
+        if self.pending:  # answers nobody will collect: no need to wait for them
+            self.kill()
+            return
         try:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()  # the worker exits at the end of its input
