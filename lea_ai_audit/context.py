@@ -564,7 +564,7 @@ class AuditContext:
         return idx
 
     def _random_order(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows sorted by (stratum, random key) and each row's rank within its stratum.
+        """Rows sorted by stratum, in random order within each, and each row's rank there.
 
         One sort per seed: every sample size then takes the first rows of each stratum, so the
         samples of one audit are nested (a smaller sample is part of a larger one).
@@ -612,6 +612,12 @@ class AuditContext:
         """SHA-256 of the audited data (column names, dtypes, every row)."""
         return _dataframe_digest(self.data, self.row_hashes)
 
+    @property
+    def reference_groups(self) -> dict[str, dict[str, str]]:
+        """Each grouping's reference group and how it was chosen (the report's subject)."""
+        return {g.name: {"group": g.labels[g.reference], "chosen": g.reference_source}
+                for g in self._groupings}
+
     def describe(self) -> dict[str, Any]:
         """What was audited, for the report's ``subject``."""
         model: dict[str, Any] | None = None
@@ -639,7 +645,5 @@ class AuditContext:
             "threshold": self.threshold,
             "features": list(self.features),
             "model": model,
-            "reference_groups": {g.name: {"group": g.labels[g.reference],
-                                          "chosen": g.reference_source}
-                                 for g in self._groupings},
+            "reference_groups": self.reference_groups,
         }

@@ -132,7 +132,7 @@ def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None
             if i == last_group_metrics:  # the model card's figures, drawn by the worker now
                 from .cards.figures import prefetch
 
-                prefetch(report_id, results, ctx.describe().get("reference_groups"))
+                prefetch(report_id, results, ctx.reference_groups)
             if progress:
                 progress(i + 1, total, req.id, res)
     finally:
@@ -232,13 +232,12 @@ class Audit:
         subject = ctx.describe()
         if self.metadata:
             subject["metadata"] = dict(self.metadata)
-        report = AuditReport(
+        return AuditReport(
             checks=tuple(results), status=overall_status(results), schema_version=SCHEMA_VERSION,
             report_id=report_id, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             author=self.author, seed=self.seed, policy=self.policy.describe(),
             subject=subject, data=data_info, environment=_versions(),
             duration_s=time.perf_counter() - t0)
-        return report
 
 
 def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any = None,

@@ -319,14 +319,15 @@ def _without_noop_coercion(schema: Any, data: pd.DataFrame) -> Any:
 
     pandera coerces a column by copying it, even when it already has the schema's dtype (a
     third of the validation time of a million rows); such a coercion changes nothing, so it is
-    left out. Columns of another dtype are still coerced (and their failures reported).
+    left out. Columns of another dtype are still coerced (and their failures reported), and so
+    are categoricals, whose dtype name says nothing of their categories.
     """
     if not schema.coerce and not any(c.coerce for c in schema.columns.values()):
         return schema
     updates = {}
     for name, col in schema.columns.items():
         same = (name in data.columns and col.dtype is not None
-                and str(col.dtype) == str(data[name].dtype))
+                and str(col.dtype) == str(data[name].dtype) != "category")
         updates[name] = {"coerce": (schema.coerce or col.coerce) and not same}
     try:
         new = schema.update_columns(updates)

@@ -587,7 +587,7 @@ def _evidently_report(cur: pd.DataFrame, ref: pd.DataFrame, kinds: dict[str, str
                       method: str | None, threshold: float | None, html: bool
                       ) -> tuple[dict[str, dict[str, Any]], bytes | None]:
     """evidently's ``DataDriftPreset`` on the two samples: per column its test, statistic,
-    threshold and verdict, and the HTML report (or None). Runs in a child process when the
+    threshold and verdict, and the HTML report (or None). Runs in the worker process when the
     audit can (:meth:`DataDrift.start`), so it touches nothing but its arguments."""
     import warnings
 

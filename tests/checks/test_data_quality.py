@@ -350,3 +350,33 @@ def test_compas_identifiers_and_leaks_flagged(shared_data):
     # the outcome's AUC of is_recid, checked with sklearn on all rows
     a = roc_auc_score(df["two_year_recid"], df["is_recid"])
     assert leak.metrics["auc/is_recid"] == pytest.approx(max(a, 1 - a), abs=1e-4)
+
+
+def test_skipping_no_op_coercion_finds_what_pandera_finds():
+    """validate_schema leaves out pandera's coercion of columns that already have the schema's
+    dtype; every failure is still the one pandera reports with the schema as written."""
+    from pandera.errors import SchemaErrors
+
+    from lea_ai_audit.schema import _without_noop_coercion
+
+    ref = pd.DataFrame({"age": np.arange(18, 68), "score": np.linspace(0, 1, 50),
+                        "district": pd.Categorical(["north", "south"] * 25),
+                        "code": ["a", "b"] * 25})
+    schema = infer_schema(ref)
+    bad = pd.DataFrame({"age": pd.array([17, 30, 99, 40], dtype="Int64"),  # two out of range
+                        "score": ["0.5", "x", "0.1", "2"],             # text: must be coerced
+                        "district": pd.Categorical(["north", "east", "south", "north"]),
+                        "code": ["a", "b", "z", None]})
+    lean = _without_noop_coercion(schema, bad)
+    assert {n: c.coerce for n, c in lean.columns.items()} == {
+        "age": False, "score": True, "district": True, "code": False}
+    with pytest.raises(SchemaErrors) as exc:
+        schema.validate(bad, lazy=True)
+    oracle = exc.value.failure_cases
+    want = {(str(c), str(k)): int(n) for (c, k), n in
+            oracle[oracle["index"].notna()].groupby(["column", "check"]).size().items()}
+    got = validate_schema(bad, schema)
+    have = {(f.column, f.check): f.count for f in got.failures}
+    assert {k: v for k, v in want.items() if not k[1].startswith("dtype(")} == \
+        {k: v for k, v in have.items() if not k[1].startswith("dtype(")}
+    assert have[("age", "in_range(18, 67)")] == 2
