@@ -63,3 +63,20 @@ def test_wheel_ships_checklists_and_model_cards(tmp_path: Path) -> None:
     assert any(n.endswith("entry_points.txt") for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "lea-audit = lea_ai_audit.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+def test_ci_runs_the_readme_commands_in_a_fresh_venv() -> None:
+    """CI proves a newcomer's install: .ci/run builds a new venv (no system site-packages),
+    removed first, and runs the README's test command, verbatim, with that interpreter."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in block.strip().splitlines()]
+    assert len(commands) == 2 and "lea-audit demo" in commands[0] and "pytest" in commands[1]
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+          if line.strip() and not line.lstrip().startswith("#")]
+    assert commands[1] in ci
+    rm, venv, activate = (ci.index("rm -rf .venv-ci"), ci.index("python3 -m venv .venv-ci"),
+                          ci.index("source .venv-ci/bin/activate"))
+    assert rm < venv < activate < ci.index(commands[1])
+    assert not any("system-site-packages" in line for line in ci)
+    assert ".venv-ci/" in (ROOT / ".gitignore").read_text().splitlines()

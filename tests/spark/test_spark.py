@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _compare import assert_same_metrics
 
 from lea_ai_audit import errors as E
 from lea_ai_audit.context import MISSING_GROUP, AuditContext
@@ -168,8 +169,7 @@ def test_quality_check_counts_every_row_not_the_sample(frames: Any, contexts: An
     assert sctx.data.shape[0] < len(df) // 5
     sp_res, pd_res = run_policy(sctx, policy)[0], run_policy(pctx, policy)[0]
     assert pd_res.metrics["duplicate_rows"] == 7
-    for k, v in pd_res.metrics.items():
-        assert sp_res.metrics[k] == pytest.approx(v, rel=1e-9, abs=1e-12, nan_ok=True), k
+    assert_same_metrics(sp_res.metrics, pd_res.metrics, rel=1e-9, abs=1e-12)
     for name in ("missing_values", "label_balance", "representation", "data_summary"):
         assert sp_res.evidence_named(name).data == pd_res.evidence_named(name).data, name
     assert sp_res.status is pd_res.status and sp_res.message == pd_res.message
@@ -264,8 +264,7 @@ def test_audit_takes_a_spark_frame_like_a_pandas_one(spark: Any, frames: Any) ->
     assert [c.status for c in on_spark.checks] == [c.status for c in on_pandas.checks]
     for a, b in zip(on_spark.checks, on_pandas.checks, strict=True):
         assert a.metrics.keys() == b.metrics.keys()
-        for k, v in b.metrics.items():
-            assert a.metrics[k] == pytest.approx(v, rel=1e-12, abs=1e-12, nan_ok=True), k
+        assert_same_metrics(a.metrics, b.metrics, rel=1e-12, abs=1e-12)
 
 
 def test_model_with_spark_data_and_bad_input_are_typed_errors(spark: Any, frames: Any) -> None:
