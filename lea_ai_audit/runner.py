@@ -81,11 +81,21 @@ def _place_files(evidence: Sequence[Evidence], req_id: str, report_id: str = ""
     return tuple(out)
 
 
+#: the prefix of the message of a blocking requirement whose check could not decide it
+UNDECIDED_BLOCKING = ("blocking requirement not decided, so the gate stays closed (it opens only "
+                      "under signed sign-offs that waive this requirement)")
+
+
 def _apply_requirement(res: CheckResult, req: Any, duration: float, report_id: str = ""
                        ) -> CheckResult:
     status = res.status
     if not req.blocking and status is Status.FAIL:
         status = Status.WARN  # a non-blocking requirement's failure is a warning
+    if req.blocking and status is Status.SKIPPED:
+        # a blocking requirement the data cannot decide must not let the model through: the
+        # burden is to demonstrate that it holds, not to fail to show that it does not
+        status = Status.ERROR
+        res = replace(res, message=f"{UNDECIDED_BLOCKING}: {res.message}")
     return replace(res, requirement_id=req.id,
                    evidence=_place_files(res.evidence, req.id, report_id),
                    title=req.title, clauses=tuple(req.clauses),

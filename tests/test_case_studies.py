@@ -179,7 +179,9 @@ def test_stop_and_frisk_outcome_test(tmp_path, shared_data):
 
 
 def test_decisions_only_data_under_the_default_policy(shared_data):
-    """The default pack on stop data: FPR/FNR/selection rate SKIPPED with the reason."""
+    """The default pack on stop data: FPR/FNR/selection rate cannot be decided (the reason
+    stated); the blocking one (FPR) is then an ERROR that closes the gate, the advisory ones are
+    SKIPPED."""
     from lea_ai_audit import audit
 
     df = pd.read_csv(shared_data / "nypd_sqf" / "nyc_sqf_for_aequitas.csv").dropna(
@@ -189,7 +191,11 @@ def test_decisions_only_data_under_the_default_policy(shared_data):
                 checks=["fairness"])
     status = {c.requirement_id: c for c in rep.checks}
     for req in ("fpr-parity", "fnr-parity", "selection-rate-ratio"):
-        assert status[req].status.value == "skipped"
+        assert status[req].raw_status.value == "skipped"
         assert "by construction" in status[req].message
+        assert status[req].status.value == ("error" if status[req].blocking else "skipped")
+    assert status["fpr-parity"].blocking and "not decided" in status["fpr-parity"].message
     assert status["ppv-parity"].status.value != "skipped"
-    assert json.loads(rep.to_json())["status"] in ("pass", "warn", "fail")
+    assert json.loads(rep.to_json())["status"] in ("error", "fail")
+    from lea_ai_audit.gate import evaluate_gate
+    assert not evaluate_gate(rep).opened

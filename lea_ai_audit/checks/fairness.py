@@ -23,6 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..inference import (
+    METHODS,
+    decision_pvalues,
+    holm_adjust,
+    holm_levels,
+    katz_interval_z,
+    min_detectable_difference,
+    newcombe_interval_z,
+    z_of_level,
+)
 from ..results import CheckResult, Evidence, Status
 from ..stats import (
     DECISION_DEPENDENT,
@@ -41,7 +51,9 @@ if TYPE_CHECKING:
     from ..context import AuditContext, Grouping
 
 DECISION_RULES = ("point", "significant")
-MULTIPLE_COMPARISONS = ("bonferroni", "none")
+DISPARITY_RULES = ("demonstrated", "significant", "point")
+MULTIPLE_COMPARISONS = ("holm", "bonferroni", "none")
+FAMILIES = ("attribute", "check")
 
 
 def _f(x: Any) -> float | None:
@@ -116,7 +128,11 @@ def compare_groups(ctx: AuditContext, grouping: Grouping, metric: str,
     ref = grouping.reference
     lo, hi = wilson_interval(k, m, confidence)
     d, dlo, dhi = newcombe_diff_interval(k, m, k[ref], m[ref], confidence)
-    r, rlo, rhi = katz_ratio_interval(k, m, k[ref], m[ref], confidence)
+    r = katz_ratio_interval(k, m, k[ref], m[ref], confidence)[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where((m > 0) & (m[ref] > 0) & (k[ref] == 0) & (k > 0), np.inf, r)
+    # defined when a count is 0 (the Haldane-Anscombe correction), unlike the point ratio
+    rlo, rhi = katz_interval_z(k, m, k[ref], m[ref], z_of_level(1.0 - confidence))
     return {"n": counts.n, "k": k, "m": m, "value": counts.rate(metric), "lo": lo, "hi": hi,
             "diff": d, "diff_lo": dlo, "diff_hi": dhi, "ratio": r, "ratio_lo": rlo,
             "ratio_hi": rhi}
@@ -205,24 +221,35 @@ class Disparity(Check):
     min_ratio : float, optional
         Smallest allowed ratio to the reference group's value (and its inverse the largest,
         e.g. 0.8 allows [0.8, 1.25]: the four-fifths rule).
-    decision_rule : {"point", "significant"}
-        ``"point"``: a group fails when its point estimate is beyond the tolerance.
-        ``"significant"``: a group fails only when the whole interval of its difference (ratio)
-        lies beyond the tolerance — the disparity significantly exceeds it. A point estimate
-        beyond the tolerance whose interval reaches back inside it is "inconclusive" (WARN):
-        the data can neither show nor rule out the disparity.
+    decision_rule : {"demonstrated", "significant", "point"}
+        How a group's interval decides (every rule reads the *decision interval*: the
+        interval at the level the multiple-comparison procedure gave the group):
+
+        ``"demonstrated"`` — the burden is on the tool: a group is *demonstrated* only when
+        its decision interval lies wholly inside the tolerance; wholly beyond it is a
+        *violation* (FAIL); across the edge is *not demonstrated* (WARN, or FAIL with
+        ``if_not_demonstrated="fail"``). The police packs use it for blocking requirements.
+        ``"significant"`` — a group fails only when its decision interval lies wholly beyond
+        the tolerance; a point estimate beyond it whose interval reaches back inside is
+        *inconclusive* (WARN); a point estimate inside is *ok*, however wide its interval.
+        ``"point"`` — the point estimate alone decides (no interval, no adjustment).
+    if_not_demonstrated : {"warn", "fail"}
+        With ``"demonstrated"``: the status when some group is neither demonstrated nor a
+        violation.
     min_group_size : int
         A group (or reference) whose denominator for this metric is smaller is "insufficient
         evidence" (WARN), never a pass.
     confidence : float
-        Confidence level of all intervals.
+        Confidence of the plain intervals, and ``1 - alpha`` of each family's decisions.
     intersections : bool
         Also compare the groups of the intersection of all sensitive attributes.
-    multiple_comparisons : {"bonferroni", "none"}
-        With ``"significant"``, comparing many groups finds chance disparities; by default the
-        decision uses simultaneous (Bonferroni) intervals at ``1 - (1 - confidence) / k`` for
-        the ``k`` comparisons with sufficient evidence. The reported intervals stay at
-        ``confidence``.
+    multiple_comparisons : {"holm", "bonferroni", "none"}
+        Comparing many groups finds chance gaps, so the decisions of a family are made with
+        Holm's step-down procedure (family-wise error ``1 - confidence``); ``"bonferroni"``
+        reads every interval at ``alpha / k``; ``"none"`` at ``alpha``.
+    family : {"attribute", "check"}
+        The family of comparisons the adjustment runs over: each sensitive attribute's groups
+        and the intersection's cells separately (default), or every comparison of the check.
     """
 
     id = "fairness.disparity"
@@ -230,22 +257,29 @@ class Disparity(Check):
 
     def __init__(self, *, metric: str = "fpr", max_difference: float | None = None,
                  min_ratio: float | None = None, decision_rule: str = "significant",
-                 min_group_size: int = 30, confidence: float = 0.95,
-                 intersections: bool = True, multiple_comparisons: str = "bonferroni") -> None:
+                 if_not_demonstrated: str = "warn", min_group_size: int = 30,
+                 confidence: float = 0.95, intersections: bool = True,
+                 multiple_comparisons: str = "holm", family: str = "attribute") -> None:
         self.metric = metric
         self.max_difference = max_difference
         self.min_ratio = min_ratio
         self.decision_rule = decision_rule
+        self.if_not_demonstrated = if_not_demonstrated
         self.min_group_size = min_group_size
         self.confidence = confidence
         self.intersections = intersections
         self.multiple_comparisons = multiple_comparisons
+        self.family = family
 
     def validate(self) -> None:
-        _validate_common(self.min_group_size, self.confidence, self.decision_rule)
-        if self.multiple_comparisons not in MULTIPLE_COMPARISONS:
-            raise ValueError(f"multiple_comparisons must be one of {MULTIPLE_COMPARISONS}, "
-                             f"got {self.multiple_comparisons!r}")
+        _validate_common(self.min_group_size, self.confidence)
+        for name, value, allowed in (
+                ("decision_rule", self.decision_rule, DISPARITY_RULES),
+                ("multiple_comparisons", self.multiple_comparisons, MULTIPLE_COMPARISONS),
+                ("family", self.family, FAMILIES),
+                ("if_not_demonstrated", self.if_not_demonstrated, ("warn", "fail"))):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
         if self.max_difference is None and self.min_ratio is None:
@@ -255,141 +289,216 @@ class Disparity(Check):
         if self.min_ratio is not None and not 0 < float(self.min_ratio) <= 1:
             raise ValueError(f"min_ratio must be in (0, 1], got {self.min_ratio}")
 
-    def _insufficient(self, t: dict[str, np.ndarray], i: int, ref: int) -> bool:
-        return bool(t["m"][i] < self.min_group_size or t["m"][ref] < self.min_group_size)
+    def _insufficient(self, m: np.ndarray, i: int, ref: int) -> bool:
+        return bool(m[i] < self.min_group_size or m[ref] < self.min_group_size)
 
-    def _verdict(self, t: dict[str, np.ndarray], a: dict[str, np.ndarray], i: int, ref: int
-                 ) -> tuple[str, str]:
-        """Verdict for group ``i``: ``t`` holds the reported intervals, ``a`` the (possibly
-        adjusted) intervals the significance decision uses."""
+    def _decide(self, g: Grouping, t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per group of one grouping: the point's side of the tolerance and the p-value of the
+        decision its interval can make (NaN: not compared)."""
+        ref = g.reference
+        inside, p = decision_pvalues(t["k"], t["m"], t["k"][ref], t["m"][ref],
+                                     max_difference=self.max_difference,
+                                     min_ratio=self.min_ratio)
+        compared = np.array([i != ref and not self._insufficient(t["m"], i, ref)
+                             for i in range(g.n_groups)], dtype=bool)
+        p = np.where(compared, p, np.nan)
+        # two families of fixed hypotheses, each adjusted on its own: "beyond the tolerance"
+        # (a violation) and "inside it" (demonstrated); p = 1 where the point estimate is on
+        # the other side (its interval, which holds the point, can never decide there)
+        return {"inside": inside, "p": p, "p_violation": np.where(inside & compared, 1.0, p),
+                "p_demonstrated": np.where(~inside & compared, 1.0, p)}
+
+    def _verdict(self, t: dict[str, np.ndarray], i: int, ref: int, inside: bool,
+                 decided: bool) -> tuple[str, str]:
+        """(verdict, reason) of group ``i``; ``t`` carries the decision intervals."""
         if i == ref:
             return "reference", ""
-        if self._insufficient(t, i, ref):
+        if self._insufficient(t["m"], i, ref):
             which = "group" if t["m"][i] < self.min_group_size else "reference group"
             return "insufficient", (f"{which} has {int(min(t['m'][i], t['m'][ref]))} cases in "
                                     f"the denominator of {self.metric} (< {self.min_group_size})")
-        reasons: list[str] = []
-        doubts: list[str] = []
-        point = self.decision_rule == "point"
-        d = _f(t["diff"][i])
-        dlo, dhi = _f(a["diff_lo"][i]), _f(a["diff_hi"][i])
-        tol = self.max_difference
-        if tol is not None and d is not None and abs(d) > tol:
-            text = f"difference {d:+.3f} [{_fmt(dlo)}, {_fmt(dhi)}] beyond ±{tol:g}"
-            sig = dlo is not None and dhi is not None and (dlo > tol or dhi < -tol)
-            (reasons if point or sig else doubts).append(text)
+        parts = []
+        d, dlo, dhi = _f(t["diff"][i]), _f(t["dec_diff_lo"][i]), _f(t["dec_diff_hi"][i])
+        if self.max_difference is not None and d is not None:
+            parts.append(f"difference {d:+.3f} [{_fmt(dlo)}, {_fmt(dhi)}] vs ±"
+                         f"{self.max_difference:g}")
         if self.min_ratio is not None:
-            r, rlo, rhi = _f(t["ratio"][i]), _f(a["ratio_lo"][i]), _f(a["ratio_hi"][i])
-            lo_b, hi_b = self.min_ratio, 1.0 / self.min_ratio
-            if r is None:
-                if _f(t["value"][i]) and _f(t["value"][ref]) == 0.0:
-                    # an infinite ratio is beyond any tolerance by point estimate
-                    (reasons if point else doubts).append(
-                        "ratio infinite: the reference group's rate is 0")
-            elif r < lo_b or r > hi_b:
-                text = f"ratio {r:.3f} [{_fmt(rlo)}, {_fmt(rhi)}] outside [{lo_b:.2f}, {hi_b:.2f}]"
-                sig = rlo is not None and rhi is not None and (rhi < lo_b or rlo > hi_b)
-                (reasons if point or sig else doubts).append(text)
-        if reasons:
-            return "violation", "; ".join(reasons)
-        if doubts:
-            return "inconclusive", "; ".join(doubts) + "; the interval reaches the tolerance"
-        return "ok", ""
+            r, rlo, rhi = _f(t["ratio"][i]), _f(t["dec_ratio_lo"][i]), _f(t["dec_ratio_hi"][i])
+            shown = ("infinite (the reference group's rate is 0)" if t["ratio"][i] == np.inf
+                     else _fmt(r))
+            parts.append(f"ratio {shown} [{_fmt(rlo)}, {_fmt(rhi)}] vs "
+                         f"[{self.min_ratio:.2f}, {1 / self.min_ratio:.2f}]")
+        level = f"at {t['dec_conf'][i]:.2%}"
+        text = "; ".join(parts)
+        if self.decision_rule == "point":
+            return ("ok", "") if inside else ("violation", f"{text} (point estimate)")
+        if not inside:
+            if decided:
+                return "violation", f"{text}: wholly beyond the tolerance {level}"
+            return "inconclusive", f"{text}: the interval {level} reaches the tolerance"
+        if self.decision_rule == "significant":
+            return "ok", ""
+        if decided:
+            return "demonstrated", f"{text}: wholly inside the tolerance {level}"
+        return "not demonstrated", (f"{text}: the interval {level} reaches beyond the "
+                                    f"tolerance; could not have detected a difference below "
+                                    f"{_fmt(_f(t['detectable'][i]))}")
 
     def run(self, ctx: AuditContext) -> CheckResult:
         skip = constant_decision_skip(ctx, self.metric)
         if skip:
             return self.result(Status.SKIPPED, f"does not apply: {skip}",
                                metrics={"constant_decision": ctx.constant_decision})
-        metrics: dict[str, Any] = {}
-        evidence: list[Evidence] = []
-        # (intersection?, -|difference|, text): single attributes first, largest gap first
-        violations: list[tuple[bool, float, str]] = []
-        inconclusive: list[tuple[bool, float, str]] = []
-        insufficient: list[str] = []
-        worst = 0.0
+        alpha = 1.0 - float(self.confidence)
         groupings = ctx.groupings(intersections=self.intersections)
         tables = [compare_groups(ctx, g, self.metric, self.confidence) for g in groupings]
-        k = sum(1 for g, t in zip(groupings, tables, strict=True) for i in range(g.n_groups)
-                if i != g.reference and not self._insufficient(t, i, g.reference))
-        adj_conf = self.confidence
-        if self.decision_rule == "significant" and self.multiple_comparisons == "bonferroni" \
-                and k > 1:
-            adj_conf = 1.0 - (1.0 - self.confidence) / k
-        metrics["comparisons"] = k
-        metrics["decision_confidence"] = adj_conf
-        for g, t in zip(groupings, tables, strict=True):
-            a = t if adj_conf == self.confidence else compare_groups(ctx, g, self.metric, adj_conf)
+        decided_by = [self._decide(g, t) for g, t in zip(groupings, tables, strict=True)]
+        method = "none" if self.decision_rule == "point" else self.multiple_comparisons
+        # the levels: per family (each grouping), or over every comparison of the check
+        def family_levels(key: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+            if self.family == "check":
+                allp = np.concatenate([d[key] for d in decided_by]) if decided_by else \
+                    np.array([])
+                lv, adj = holm_levels(allp, alpha, method=method), holm_adjust(allp)
+                cuts = np.cumsum([0] + [g.n_groups for g in groupings])
+                return ([lv[cuts[j]:cuts[j + 1]] for j in range(len(groupings))],
+                        [adj[cuts[j]:cuts[j + 1]] for j in range(len(groupings))])
+            return ([holm_levels(d[key], alpha, method=method) for d in decided_by],
+                    [holm_adjust(d[key]) for d in decided_by])
+
+        lv_v, adj_v = family_levels("p_violation")
+        lv_d, adj_d = family_levels("p_demonstrated")
+        levels = [np.where(d["inside"], b, a) for d, a, b in zip(decided_by, lv_v, lv_d,
+                                                                 strict=True)]
+        adjusted_p = [np.where(d["inside"], b, a) for d, a, b in zip(decided_by, adj_v, adj_d,
+                                                                     strict=True)]
+        k = int(sum(np.count_nonzero(~np.isnan(d["p"])) for d in decided_by))
+        metrics: dict[str, Any] = {"comparisons": k, "family_error": alpha}
+        finite = [lvl[~np.isnan(lvl)] for lvl in levels]
+        smallest = min((float(x.min()) for x in finite if len(x)), default=alpha)
+        metrics["decision_confidence"] = 1.0 - smallest
+        evidence: list[Evidence] = []
+        found: dict[str, list[tuple[bool, float, str]]] = {
+            "violation": [], "inconclusive": [], "not demonstrated": []}
+        insufficient: list[str] = []
+        worst = 0.0
+        for g, t, dec, lvl, adjusted in zip(groupings, tables, decided_by, levels, adjusted_p,
+                                            strict=True):
             ref = g.reference
+            a = np.where(np.isnan(lvl), alpha, lvl)
+            z = z_of_level(a)
+            _, t["dec_diff_lo"], t["dec_diff_hi"] = newcombe_interval_z(
+                t["k"], t["m"], t["k"][ref], t["m"][ref], z)
+            t["dec_ratio_lo"], t["dec_ratio_hi"] = katz_interval_z(
+                t["k"], t["m"], t["k"][ref], t["m"][ref], z)
+            t["dec_conf"] = 1.0 - a
+            t["detectable"] = min_detectable_difference(
+                t["m"], float(t["m"][ref]), float(np.nan_to_num(t["value"][ref])), a)
+            if method == "bonferroni":
+                adjusted = np.minimum(dec["p"] * np.count_nonzero(~np.isnan(dec["p"])), 1.0)
+            elif method == "none":
+                adjusted = dec["p"]
+            fam_name = ("every comparison of the check" if self.family == "check"
+                        else f"the groups of {g.name}")
             rows = []
             for i, label in enumerate(g.labels):
-                verdict, why = self._verdict(t, a, i, ref)
+                decided = bool(np.isfinite(dec["p"][i]) and dec["p"][i] <= a[i])
+                verdict, why = self._verdict(t, i, ref, bool(dec["inside"][i]), decided)
                 key = f"{g.name}/{label}"
                 metrics[f"{self.metric}/{key}"] = _f(t["value"][i])
-                if i != ref:
+                own = i == ref
+                if not own:
                     metrics[f"{self.metric}_diff/{key}"] = _f(t["diff"][i])
                     metrics[f"{self.metric}_ratio/{key}"] = _f(t["ratio"][i])
                     if verdict != "insufficient" and _f(t["diff"][i]) is not None:
                         worst = max(worst, abs(float(t["diff"][i])))
-                if verdict == "violation":
-                    violations.append((g.is_intersection, -abs(float(t["diff"][i])),
-                                       f"{g.name}={label} {_fmt(_f(t['value'][i]))} vs "
-                                       f"{_fmt(_f(t['value'][ref]))} for {g.labels[ref]} ({why})"))
+                if verdict in found:
+                    found[verdict].append((g.is_intersection, -abs(_f(t["diff"][i]) or 0.0),
+                                           f"{g.name}={label} {_fmt(_f(t['value'][i]))} vs "
+                                           f"{_fmt(_f(t['value'][ref]))} for {g.labels[ref]} "
+                                           f"({why})"))
                 elif verdict == "insufficient":
                     insufficient.append(f"{g.name}={label}")
-                elif verdict == "inconclusive":
-                    inconclusive.append((g.is_intersection, -abs(_f(t["diff"][i]) or 0.0),
-                                         f"{g.name}={label} {_fmt(_f(t['value'][i]))} vs "
-                                         f"{_fmt(_f(t['value'][ref]))} for {g.labels[ref]} "
-                                         f"({why})"))
-                rows.append([label, int(t["n"][i]), int(t["m"][i]), _r(t["value"][i]),
-                             _r(t["lo"][i]), _r(t["hi"][i]), _r(t["diff"][i]),
-                             _r(t["diff_lo"][i]), _r(t["diff_hi"][i]), _r(t["ratio"][i]),
-                             _r(t["ratio_lo"][i]), _r(t["ratio_hi"][i]), verdict, why])
+                compared = verdict not in ("reference", "insufficient")
+
+                def cell(x: Any, show: bool) -> float | None:
+                    return _r(x) if show else None
+                ratio_shown = (None if own or not np.isfinite(t["ratio"][i])
+                               else _r(t["ratio"][i]))
+                rows.append([
+                    label, int(t["n"][i]), int(t["m"][i]), _r(t["value"][i]), _r(t["lo"][i]),
+                    _r(t["hi"][i]), cell(t["diff"][i], not own), cell(t["diff_lo"][i], not own),
+                    cell(t["diff_hi"][i], not own), ratio_shown,
+                    cell(t["ratio_lo"][i], not own), cell(t["ratio_hi"][i], not own),
+                    cell(t["dec_conf"][i], compared), cell(t["dec_diff_lo"][i], compared),
+                    cell(t["dec_diff_hi"][i], compared), cell(t["dec_ratio_lo"][i], compared),
+                    cell(t["dec_ratio_hi"][i], compared),
+                    None if not compared else _f(dec["p"][i]),
+                    None if not compared else _f(adjusted[i]),
+                    cell(t["detectable"][i], compared), verdict, why])
             evidence.append(Evidence.table(
                 f"{self.metric}:{g.name}",
                 ["group", "n", "denominator", "value", "ci_low", "ci_high", "diff",
                  "diff_ci_low", "diff_ci_high", "ratio", "ratio_ci_low", "ratio_ci_high",
-                 "verdict", "reason"], rows,
+                 "decision_confidence", "decision_diff_low", "decision_diff_high",
+                 "decision_ratio_low", "decision_ratio_high", "p_value", "p_adjusted",
+                 "detectable_diff", "verdict", "reason"], rows,
                 f"{METRICS[self.metric][0]} by {g.name}, against reference group "
-                f"{g.labels[ref]!r} ({g.reference_source}). Intervals at "
-                f"{self.confidence:.0%}: rate — {INTERVAL_METHODS['rate']}; difference — "
-                f"{INTERVAL_METHODS['difference']}; ratio — {INTERVAL_METHODS['ratio']}."
-                + (f" Significance decided with simultaneous intervals at {adj_conf:.4%} "
-                   f"(Bonferroni over {k} comparisons)." if adj_conf != self.confidence else "")))
+                f"{g.labels[ref]!r} ({g.reference_source}); the reference row is not compared "
+                f"with itself. Plain {self.confidence:.0%} intervals (ci_*, diff_ci_*, "
+                f"ratio_ci_*): rate — {INTERVAL_METHODS['rate']}; difference — "
+                f"{INTERVAL_METHODS['difference']}; ratio — {METHODS['ratio_zero']}. The "
+                f"verdict reads the decision interval (decision_*), at the level "
+                + ({"holm": METHODS["multiplicity"], "bonferroni": "Bonferroni's correction",
+                    "none": "of each comparison alone"}[method] if self.decision_rule != "point"
+                   else "of the point estimate alone")
+                + (f" (family: {fam_name})" if method != "none" else "")
+                + f" gave it, family-wise error {alpha:.0%}; p_value: {METHODS['pvalue']}; "
+                f"detectable_diff: {METHODS['detectable']}."))
         metrics[f"{self.metric}_max_abs_diff"] = worst
-        rule = ("point estimate" if self.decision_rule == "point"
-                else f"significant at {self.confidence:.0%}"
-                + (f", Bonferroni-adjusted over {k} comparisons" if adj_conf != self.confidence
-                   else ""))
+        return self._conclude(metrics, evidence, found, insufficient, worst, k, method)
+
+    def _conclude(self, metrics: dict[str, Any], evidence: list[Evidence],
+                  found: dict[str, list[tuple[bool, float, str]]], insufficient: list[str],
+                  worst: float, k: int, method: str) -> CheckResult:
+        adj = {"holm": "Holm", "bonferroni": "Bonferroni", "none": ""}[method]
+        fam = "per attribute" if self.family == "attribute" else "over the check"
+        rule = ("point estimate" if self.decision_rule == "point" else
+                f"{self.decision_rule} at {self.confidence:.0%}"
+                + (f", {adj}-adjusted over {k} comparison(s) {fam}" if adj else ""))
         limits = " and ".join(x for x in (
             f"difference ≤ {self.max_difference:g}" if self.max_difference is not None else "",
             f"ratio ≥ {self.min_ratio:g}" if self.min_ratio is not None else "") if x)
         name = LABELS[self.metric]
-        if violations:
-            violations.sort()
-            return self.result(Status.FAIL,
-                               f"{name} disparity in {len(violations)} group(s) ({limits}, "
-                               f"{rule}); e.g. {violations[0][2]}",
-                               metrics=metrics, evidence=evidence)
-        if inconclusive:
-            inconclusive.sort()
-            more = f"; {len(insufficient)} group(s) too small to judge" if insufficient else ""
+        more = f"; {len(insufficient)} group(s) too small to judge" if insufficient else ""
+        kw = {"metrics": metrics, "evidence": evidence}
+        if found["violation"]:
+            v = sorted(found["violation"])
+            return self.result(Status.FAIL, f"{name} disparity in {len(v)} group(s) ({limits}, "
+                                            f"{rule}); e.g. {v[0][2]}", **kw)
+        if found["inconclusive"]:
+            v = sorted(found["inconclusive"])
             return self.result(Status.WARN,
-                               f"possible {name} disparity in {len(inconclusive)} group(s), not "
+                               f"possible {name} disparity in {len(v)} group(s), not "
                                f"significantly beyond the tolerance ({limits}, {rule}); e.g. "
-                               f"{inconclusive[0][2]}{more}", metrics=metrics, evidence=evidence)
+                               f"{v[0][2]}{more}", **kw)
+        if found["not demonstrated"]:
+            v = sorted(found["not demonstrated"])
+            status = Status.FAIL if self.if_not_demonstrated == "fail" else Status.WARN
+            return self.result(status,
+                               f"{name} parity not demonstrated for {len(v)} group(s): the "
+                               f"data cannot show that they are within the tolerance "
+                               f"({limits}, {rule}); e.g. {v[0][2]}{more}", **kw)
         if insufficient:
             shown = ", ".join(insufficient[:3]) + (f" and {len(insufficient) - 3} more"
                                                    if len(insufficient) > 3 else "")
             return self.result(Status.WARN,
                                f"insufficient evidence for {len(insufficient)} group(s) "
                                f"(< {self.min_group_size} cases in the {name} denominator): "
-                               f"{shown}; the other groups meet {limits}",
-                               metrics=metrics, evidence=evidence)
-        return self.result(Status.PASS,
-                           f"{name} within limits for every group ({limits}, {rule}); largest "
-                           f"difference {worst:.3f}", metrics=metrics, evidence=evidence)
+                               f"{shown}; the other groups meet {limits}", **kw)
+        shown = "demonstrated within" if self.decision_rule == "demonstrated" else "within"
+        return self.result(Status.PASS, f"{name} {shown} limits for every group ({limits}, "
+                                        f"{rule}); largest difference {worst:.3f}", **kw)
 
 
 @register

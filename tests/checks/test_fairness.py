@@ -317,17 +317,33 @@ def test_reference_group_and_reported_differences_equal_hand_values(metric, refe
         assert t[g]["diff_ci_high"] == pytest.approx(dhi, abs=5.1e-5)
         assert t[g]["ratio_ci_low"] == pytest.approx(rlo, abs=5.1e-5)
         assert t[g]["ratio_ci_high"] == pytest.approx(rhi, abs=5.1e-5)
-        # the verdict: a violation only when the (Bonferroni-adjusted, 2 comparisons) interval
-        # lies wholly beyond the tolerance; beyond by point estimate only: inconclusive
-        adj = 1 - 0.05 / 2
-        alo, ahi = confint_proportions_2indep(k, m, k_ref, m_ref, method="newcomb",
-                                              alpha=1 - adj)
-        arlo, arhi = confint_proportions_2indep(k, m, k_ref, m_ref, method="log",
-                                                compare="ratio", alpha=1 - adj)
+    # the verdicts: Holm's step-down over the 2 comparisons, done here with statsmodels'
+    # intervals: at level alpha / (k - r) (r = violations found so far) a group whose Newcombe
+    # (or Katz log) interval lies wholly beyond the tolerance is a violation; repeat until
+    # none is added. Beyond by point estimate only: inconclusive.
+    others = [g for g in counts if g != ref]
+
+    def beyond(g: str, alpha: float) -> bool:
+        k, m = hand_fraction(counts[g], metric)
         d, r = k / m - k_ref / m_ref, (k / m) / (k_ref / m_ref)
-        d_out, r_out = abs(d) > 0.05, r < 0.8 or r > 1.25
-        bad = (d_out and (alo > 0.05 or ahi < -0.05)) or (r_out and (arhi < 0.8 or arlo > 1.25))
-        expected = "violation" if bad else "inconclusive" if d_out or r_out else "ok"
+        alo, ahi = confint_proportions_2indep(k, m, k_ref, m_ref, method="newcomb", alpha=alpha)
+        arlo, arhi = confint_proportions_2indep(k, m, k_ref, m_ref, method="log",
+                                                compare="ratio", alpha=alpha)
+        return bool((abs(d) > 0.05 and (alo > 0.05 or ahi < -0.05))
+                    or ((r < 0.8 or r > 1.25) and (arhi < 0.8 or arlo > 1.25)))
+
+    violations: set[str] = set()
+    while len(violations) < len(others):
+        new = {g for g in others if g not in violations
+               and beyond(g, 0.05 / (len(others) - len(violations)))}
+        if not new:
+            break
+        violations |= new
+    for g in others:
+        k, m = hand_fraction(counts[g], metric)
+        d, r = k / m - k_ref / m_ref, (k / m) / (k_ref / m_ref)
+        out = abs(d) > 0.05 or r < 0.8 or r > 1.25
+        expected = "violation" if g in violations else "inconclusive" if out else "ok"
         assert t[g]["verdict"] == expected, (g, d, r)
 
 
@@ -465,7 +481,7 @@ def test_group_metrics_states_the_confidence_level_it_used():
     assert "57% Wilson" in ev.description
 
 
-def test_infinite_ratio_fails_by_point_estimate_and_is_inconclusive_when_significant():
+def test_infinite_ratio_has_a_haldane_interval_and_fails_when_significant():
     import pandas as pd
     # reference group "r": 60 negatives, none flagged (FPR 0); group "g": 60 negatives, 30 flagged
     df = pd.DataFrame({"y": [0] * 120, "p": [0] * 60 + [1] * 30 + [0] * 30,
@@ -477,4 +493,12 @@ def test_infinite_ratio_fails_by_point_estimate_and_is_inconclusive_when_signifi
                 min_group_size=10)
     assert point.status.value == "fail" and "infinite" in point.message
     sig = run(ctx, "fairness.disparity", metric="fpr", min_ratio=0.8, min_group_size=10)
-    assert sig.status.value == "warn" and "infinite" in sig.message
+    # the ratio 0.5 / 0 is infinite, but its interval is defined: the Katz log interval with
+    # 0.5 added to each cell (Haldane-Anscombe), by hand: log((30.5/61) / (0.5/61)) ± z se
+    assert sig.status.value == "fail" and "infinite" in sig.message
+    row = table(sig, "fpr:s")["g"]
+    se = np.sqrt(1 / 30.5 - 1 / 61 + 1 / 0.5 - 1 / 61)
+    z = 1.959963984540054
+    assert row["ratio_ci_low"] == pytest.approx(np.exp(np.log(61.0) - z * se), abs=5.1e-5)
+    assert row["ratio_ci_high"] == pytest.approx(np.exp(np.log(61.0) + z * se), abs=5.1e-5)
+    assert row["ratio"] is None and row["verdict"] == "violation"
