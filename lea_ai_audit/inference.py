@@ -225,7 +225,7 @@ def min_detectable_difference(m: np.ndarray, m_ref: float, p_ref: float, alpha: 
     an increase cannot reach 1). NaN where a denominator is 0.
     """
     m = np.asarray(m, dtype=float)
-    mr = float(m_ref)
+    mr = np.float64(m_ref)  # numpy division: a reference with no case gives NaN, not a crash
     p2 = float(p_ref)
     za, zb = z_of_level(alpha), norm.ppf(power)
     sign = 1.0 if p2 <= 0.5 else -1.0  # look towards the roomier side of [0, 1]

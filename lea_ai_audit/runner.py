@@ -83,7 +83,7 @@ def _place_files(evidence: Sequence[Evidence], req_id: str, report_id: str = ""
 
 #: the prefix of the message of a blocking requirement whose check could not decide it
 UNDECIDED_BLOCKING = ("blocking requirement not decided, so the gate stays closed (it opens only "
-                      "under signed sign-offs that waive this requirement)")
+                      "by signed waivers of this requirement: gate --accept-waivers)")
 
 
 def _apply_requirement(res: CheckResult, req: Any, duration: float, report_id: str = ""

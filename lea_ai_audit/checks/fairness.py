@@ -39,7 +39,8 @@ from ..stats import (
     INTERVAL_METHODS,
     LABELS,
     METRICS,
-    auc_hanley_mcneil,
+    auc_interval,
+    group_auc_delong,
     katz_ratio_interval,
     newcombe_diff_interval,
     undefined_when_constant,
@@ -464,8 +465,8 @@ class Disparity(Check):
         adj = {"holm": "Holm", "bonferroni": "Bonferroni", "none": ""}[method]
         fam = "per attribute" if self.family == "attribute" else "over the check"
         rule = ("point estimate" if self.decision_rule == "point" else
-                f"{self.decision_rule} at {self.confidence:.0%}"
-                + (f", {adj}-adjusted over {k} comparison(s) {fam}" if adj else ""))
+                f"rule '{self.decision_rule}' at {self.confidence:.0%}"
+                + (f", {adj}-adjusted {fam}, {k} comparison(s) in all" if adj else ""))
         limits = " and ".join(x for x in (
             f"difference ≤ {self.max_difference:g}" if self.max_difference is not None else "",
             f"ratio ≥ {self.min_ratio:g}" if self.min_ratio is not None else "") if x)
@@ -557,7 +558,9 @@ class Calibration(Check):
         bins = np.minimum((np.clip(s, 0, 1) * self.n_bins).astype(np.int64), self.n_bins - 1)
         for g in ctx.groupings(intersections=self.intersections):
             G = g.n_groups
-            auc, n_pos, n_neg = ctx.group_auc(g)
+            auc, auc_se, n_pos, n_neg = group_auc_delong(s, ctx.y_true, g.codes, G,
+                                                         ctx.score_order)
+            auc_lo, auc_hi = auc_interval(auc, auc_se, self.confidence)
             n = n_pos + n_neg
             mean_s = np.bincount(g.codes, weights=s, minlength=G) / np.maximum(n, 1)
             observed = n_pos / np.maximum(n, 1)
@@ -573,8 +576,7 @@ class Calibration(Check):
             rows = []
             stats = []
             for i, label in enumerate(g.labels):
-                se, lo, hi = auc_hanley_mcneil(float(auc[i]), int(n_pos[i]), int(n_neg[i]),
-                                               self.confidence)
+                se, lo, hi = _f(auc_se[i]), auc_lo[i], auc_hi[i]
                 gi = float(gap[i]) if probabilistic else None
                 gsi = _f(gap_se[i]) if probabilistic else None
                 ei = float(ece[i]) if probabilistic else None
@@ -612,7 +614,8 @@ class Calibration(Check):
                 f"calibration:{g.name}",
                 ["group", "n", "positives", "negatives", "auc", "auc_ci_low", "auc_ci_high",
                  "mean_score", "observed_rate", "calibration_gap", "ece"], rows,
-                f"AUC per group by {g.name} with Hanley–McNeil {self.confidence:.0%} intervals; "
+                f"AUC per group by {g.name} with {self.confidence:.0%} intervals from "
+                f"{INTERVAL_METHODS['auc']}; "
                 + ("calibration gap = mean score − observed rate; ECE with "
                    f"{self.n_bins} equal-width bins" if probabilistic else
                    "scores are not probabilities in [0, 1]: calibration not assessed")))

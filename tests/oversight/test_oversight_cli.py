@@ -289,3 +289,27 @@ def test_a_passphrase_protected_key_needs_its_passphrase(capsys, passing: Path, 
     assert rc == 2 and "wrong passphrase" in err
     rc, out, _ = _run(capsys, *base, "--passphrase-env", "LEA_TEST_PASS")
     assert rc == 0 and "approve by erin (dpo)" in out
+
+
+def test_an_undecided_blocking_requirement_opens_only_by_signed_waiver(
+        capsys, tmp_path: Path, keys: dict[str, Path]) -> None:
+    """A vendor's scores alone: the blocking SHAP self-test cannot be decided (ERROR); the gate
+    stays closed under plain approvals and opens only when every approval waives it."""
+    from lea_ai_audit import audit
+    from lea_ai_audit.datasets import make_demo
+
+    demo = make_demo(4000, bias=0.0, seed=3)
+    rep = audit(demo.test, target="reoffended", sensitive=["ethnicity", "sex"],
+                prediction="flagged", score="risk", author="alice", out=tmp_path / "v",
+                track=False)
+    err_req = [c.requirement_id for c in rep.checks if c.status.value == "error" and c.blocking]
+    assert err_req == ["explanation-additivity"] and rep.status.value == "error"
+    rc, _, err = _run(capsys, "signoff", tmp_path / "v", "--key", keys["bob"], "--reviewer",
+                      "bob", "--decision", "approve", "--ledger", "off")
+    assert rc == 2 and "needs a waiver of explanation-additivity" in err
+    for who in ("bob", "carol"):
+        _signoff(capsys, tmp_path / "v", keys, who, "--waive", *err_req, "--justification",
+                 "vendor model not disclosed; decisions reviewed by officers")
+    assert _gate(capsys, tmp_path / "v", keys)[0] == 1
+    rc, out, _ = _gate(capsys, tmp_path / "v", keys, "--accept-waivers")
+    assert rc == 0 and "OPEN by signed waiver" in out and "explanation-additivity" in out
