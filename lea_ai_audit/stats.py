@@ -40,6 +40,7 @@ __all__ = [
     "group_auc_delong",
     "katz_ratio_interval",
     "newcombe_diff_interval",
+    "ratio_interval",
     "wilson_interval",
 ]
 
@@ -296,17 +297,12 @@ def ratio_interval(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarra
     >>> float(r[0]), round(float(lo[0]), 4), round(float(hi[0]), 4)
     (0.0, 0.0052, 1.6016)
     """
+    from .inference import katz_interval_z  # the one implementation of the corrected interval
+
     k1, m1, k2, m2 = (np.asarray(a, dtype=float) for a in (k1, m1, k2, m2))
-    z = _z(confidence)
-    zero = (k1 == 0) | (k2 == 0)
-    c = np.where(zero, 0.5, 0.0)
-    a, b, n1, n2 = k1 + c, k2 + c, m1 + 2 * c, m2 + 2 * c
     ok = (m1 > 0) & (m2 > 0)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_r = np.log((a / n1) / (b / n2))
-        se = np.sqrt(1 / a - 1 / n1 + 1 / b - 1 / n2)
-        lo = np.where(ok, np.exp(log_r - z * se), np.nan)
-        hi = np.where(ok, np.exp(log_r + z * se), np.nan)
+    lo, hi = katz_interval_z(k1, m1, k2, m2, _z(confidence))
+    with np.errstate(divide="ignore", invalid="ignore"):
         p1, p2 = k1 / m1, k2 / m2
         ratio = np.where(k2 > 0, p1 / p2, np.where(k1 > 0, np.inf, np.nan))
     ratio = np.where(ok, ratio, np.nan)

@@ -42,11 +42,12 @@ def test_injected_bias_is_found(seed: int) -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_no_bias_is_not_flagged(seed: int) -> None:
     rep, fpr, _ = _fpr_result(0.0, seed)
-    # PASS, or WARN only because a small group is too small to judge or a chance gap is
-    # not significantly beyond the tolerance
+    # PASS, or WARN only because a small group is too small to judge, a chance gap is not
+    # significantly beyond the tolerance, or (the "demonstrated" rule of the default pack) a
+    # small cell's interval is too wide to show that it is inside the tolerance
     assert fpr.status is Status.PASS or (
-        fpr.status is Status.WARN and fpr.message.startswith(("insufficient evidence",
-                                                              "possible"))), fpr.message
+        fpr.status is Status.WARN and fpr.message.startswith((
+            "insufficient evidence", "possible", "FPR parity not demonstrated"))), fpr.message
     assert rep.status is not Status.FAIL
     for ev in fpr.evidence:
         verdicts = [row[ev.data["columns"].index("verdict")] for row in ev.data["rows"]]

@@ -41,8 +41,8 @@ from ..stats import (
     METRICS,
     auc_interval,
     group_auc_delong,
-    katz_ratio_interval,
     newcombe_diff_interval,
+    ratio_interval,
     undefined_when_constant,
     wilson_interval,
 )
@@ -129,11 +129,8 @@ def compare_groups(ctx: AuditContext, grouping: Grouping, metric: str,
     ref = grouping.reference
     lo, hi = wilson_interval(k, m, confidence)
     d, dlo, dhi = newcombe_diff_interval(k, m, k[ref], m[ref], confidence)
-    r = katz_ratio_interval(k, m, k[ref], m[ref], confidence)[0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where((m > 0) & (m[ref] > 0) & (k[ref] == 0) & (k > 0), np.inf, r)
-    # defined when a count is 0 (the Haldane-Anscombe correction), unlike the point ratio
-    rlo, rhi = katz_interval_z(k, m, k[ref], m[ref], z_of_level(1.0 - confidence))
+    # the interval is defined when a count is 0 (the Haldane-Anscombe correction)
+    r, rlo, rhi = ratio_interval(k, m, k[ref], m[ref], confidence)
     return {"n": counts.n, "k": k, "m": m, "value": counts.rate(metric), "lo": lo, "hi": hi,
             "diff": d, "diff_lo": dlo, "diff_hi": dhi, "ratio": r, "ratio_lo": rlo,
             "ratio_hi": rhi}
