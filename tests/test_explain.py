@@ -188,7 +188,7 @@ def test_kernel_svm_without_predict_proba_is_exact_shapley(numeric) -> None:
     assert not hasattr(model, "predict_proba") and explainer_kind(model) == "model-agnostic"
     bg = X.iloc[:30]
     e = explain(model, X.iloc[700:703], background=bg, max_background=30)
-    assert e.output_space == "decision function" and "KernelExplainer" in e.method
+    assert e.output_space == "decision function" and e.method.startswith("model-agnostic (exact")
     assert "exact Shapley values" in e.method
     np.testing.assert_allclose(e.base_value + e.values.sum(1),
                                model.decision_function(X.iloc[700:703]), atol=1e-9)
@@ -263,7 +263,7 @@ def test_pipeline_probability_of_a_linear_model_is_exact_shapley(mixed) -> None:
     bg = X.iloc[:25]
     e = explain(model, X.iloc[[500, 501]], background=bg, output="probability",
                 max_background=25)
-    assert e.output_space == "probability" and "KernelExplainer" in e.method
+    assert e.output_space == "probability" and e.method.startswith("model-agnostic (exact")
     for i in range(2):
         want = _brute_shapley(lambda z: model.predict_proba(z)[:, 1], X.iloc[[500 + i]], bg)
         np.testing.assert_allclose(e.values[i], want, atol=1e-6)
@@ -280,7 +280,7 @@ def test_pipeline_that_mixes_columns_is_explained_on_the_original_frame(mixed) -
     e = explain(model, X.iloc[[10, 11]], background=bg, max_background=25)
     assert any("mixes original columns" in n for n in e.notes)
     assert e.features == ["prior_contacts", "age", "district"]
-    assert e.output_space == "probability" and "KernelExplainer" in e.method
+    assert e.output_space == "probability" and e.method.startswith("model-agnostic (exact")
     np.testing.assert_allclose(e.base_value + e.values.sum(1),
                                model.predict_proba(X.iloc[[10, 11]])[:, 1], atol=1e-9)
     want = _brute_shapley(lambda z: model.predict_proba(z)[:, 1], X.iloc[[10]], bg)
@@ -296,7 +296,8 @@ def test_reasons_match_the_shap_numbers(mixed) -> None:
     e = explain(model, rows, background=X, output="probability", seed=3)
     out = explain_cases(model, rows, background=X, top=2, seed=3)
     assert len(out) == 6 and all(len(r) == 2 for r in out)
-    pattern = re.compile(r"^(\w+) = (\S+) (raised|lowered) the risk score by (\d+\.\d\d)$")
+    pattern = re.compile(r"^(\w+) = (\S+) (raised|lowered) the risk score by (\d+\.\d\d)"
+                         r" \(± (\d\S*)\)$")
     for i, reasons in enumerate(out):
         order = np.argsort(-np.abs(e.values[i]))
         assert [r.feature for r in reasons] == [e.features[j] for j in order[:2]]
@@ -305,10 +306,13 @@ def test_reasons_match_the_shap_numbers(mixed) -> None:
             j = e.features.index(r.feature)
             assert r.contribution == pytest.approx(e.values[i, j], abs=1e-12)
             assert r.value == rows.iloc[i][r.feature]
-            feat, value, verb, amount = pattern.match(r.text).groups()
+            feat, value, verb, amount, margin = pattern.match(r.text).groups()
             assert feat == r.feature and value == str(r.value)
             assert verb == ("raised" if r.contribution > 0 else "lowered")
             assert float(amount) == pytest.approx(abs(r.contribution), abs=0.005)
+            assert r.margin == pytest.approx(1.959964 * r.se) and r.se > 0
+            assert float(margin) == pytest.approx(r.margin, rel=0.05, abs=0.005)
+            assert r.background_size == 100
     one = explain_case(model, rows.iloc[2], background=X, top=2, seed=3)
     assert one == out[2]
     assert explain_case(model, rows.iloc[2].to_dict(), background=X, top=2, seed=3) == out[2]

@@ -4,7 +4,11 @@ Every check explains the same stratified sample of the audited cases (each group
 intersection of the sensitive attributes gets at least ``min_per_group`` rows; sizes and seed
 are in the results), against the same bounded background sample, with SHAP values computed
 **once** per audit and shared between the checks (cached on the audit context). The API they
-use is public: :mod:`lea_ai_audit.explain`.
+use is public: :mod:`lea_ai_audit.explain`. Every result records the background: its size
+(``background_size``), the rows it was drawn from (``background_population``), its seed
+(``background_seed``) and that it is a simple random sample, not stratified
+(``background_stratified`` = 0); ``columns_as_players`` = 1 when each original column of a
+Pipeline is one player of the Shapley game (its value is the Shapley value of the column).
 
 Checks
 ------
@@ -13,10 +17,12 @@ Checks
     the stability of the top-k set over bootstrap resamples: an unstable top-k is a WARN.
 ``explain.local``
     Per-decision explanations of a sample of cases in plain words ("prior_contacts = 7 raised
-    the risk score by 0.18"), as evidence, with a plot of one case.
+    the risk score by 0.18 (± 0.01)"; the ± is the 95% margin due to the background sample),
+    as evidence, with a plot of one case.
 ``explain.by_group``
     Mean |SHAP| per input per group of each sensitive attribute; an input whose weight differs
-    markedly (and significantly) from the reference group's is a finding.
+    markedly (and significantly) from the reference group's is a finding, unless the input is
+    derived from the grouping itself (age within age bands), which is listed instead.
 ``explain.proxies``
     How well each input alone predicts each sensitive attribute (cross-fitted one-feature
     AUC); an input that is both a strong proxy and among the most important is a finding.
@@ -75,6 +81,7 @@ class _Shared:
     background_source: str
     background_rows: int
     min_per_group: int
+    background_population: int = 0
 
 
 def _validate_sample(size: int, min_per_group: int, max_background: int) -> None:
@@ -86,8 +93,12 @@ def _validate_sample(size: int, min_per_group: int, max_background: int) -> None
         raise ValueError(f"max_background must be at least 10, got {max_background}")
 
 
-def _background(ctx: AuditContext, max_background: int) -> tuple[Any, str]:
-    """Background rows: a sample of the reference (training) data if it has the inputs."""
+def _background(ctx: AuditContext, max_background: int) -> tuple[Any, str, int]:
+    """Background rows: a sample of the reference (training) data if it has the inputs.
+
+    A simple random sample without replacement (not stratified), drawn with the audit's
+    seed; returns the rows, their description and the rows they were drawn from.
+    """
     key = ("background", int(max_background), ctx.seed)
     cache = _cache(ctx)
     if key not in cache:
@@ -99,8 +110,10 @@ def _background(ctx: AuditContext, max_background: int) -> tuple[Any, str]:
         n = min(int(max_background), len(frame))
         rng = np.random.default_rng(ctx.seed)
         pick = np.sort(rng.choice(len(frame), n, replace=False))
-        cache[key] = (frame.iloc[pick][ctx.features].reset_index(drop=True),
-                      f"{n} random rows of {source}")
+        how = (f"a simple random sample without replacement (not stratified) of {n} of the "
+               f"{len(frame)} rows of {source}, seed {ctx.seed}" if n < len(frame) else
+               f"all {n} rows of {source}")
+        cache[key] = (frame.iloc[pick][ctx.features].reset_index(drop=True), how, len(frame))
     return cache[key]
 
 
@@ -128,17 +141,19 @@ def shared_explanation(ctx: AuditContext, *, sample_size: int = 2000, min_per_gr
     idx = ctx.stratified_sample(int(sample_size), min_per_group=int(min_per_group),
                                 seed=ctx.seed)
     weights = ctx.sample_weights(idx)
-    bg, source = _background(ctx, max_background)
+    bg, source, population = _background(ctx, max_background)
     expl, error = None, None
     try:
         from ..explain import explain
 
         expl = explain(ctx.model, ctx.data.iloc[idx][ctx.features], background=bg,
                        features=ctx.features, output="raw", positive_label=ctx.positive_label,
-                       max_background=int(max_background), seed=ctx.seed)
+                       max_background=int(max_background), seed=ctx.seed,
+                       background_population=population)
     except Exception as exc:  # reported by every check that needs it, as ERROR
         error = _error_text(exc)
-    shared = _Shared(idx, weights, expl, error, source, len(bg), int(min_per_group))
+    shared = _Shared(idx, weights, expl, error, source, len(bg), int(min_per_group),
+                     population)
     cache[key] = shared
     return shared
 
@@ -165,14 +180,15 @@ def local_explanations(ctx: AuditContext, *, n_cases: int = 10, sample_size: int
         rest = np.setdiff1d(idx, take)
         take = np.concatenate([take, rng.permutation(rest)[:int(n_cases) - len(take)]])
     cases = take.astype(np.int64)
-    bg, _ = _background(ctx, max_background)
+    bg, _, population = _background(ctx, max_background)
     expl, error = None, None
     try:
         from ..explain import explain
 
         expl = explain(ctx.model, ctx.data.iloc[cases][ctx.features], background=bg,
                        features=ctx.features, output="auto", positive_label=ctx.positive_label,
-                       max_background=int(max_background), seed=ctx.seed)
+                       max_background=int(max_background), seed=ctx.seed, uncertainty=True,
+                       background_population=population)
     except Exception as exc:
         error = _error_text(exc)
     cache[key] = (cases, expl, error)
@@ -187,16 +203,29 @@ def _method_text(shared: _Shared, expl: Explanation, ctx: AuditContext) -> str:
              "data).",
              f"Explainer: {expl.method}; output space: {expl.output_space}.",
              f"Background: {shared.background_source}"
-             + ("" if expl.background_size else " (not needed by path-dependent Tree SHAP, "
-                "which uses the training distribution recorded in the trees)") + "."]
+             + ("" if expl.background_size else " (not used by path-dependent Tree SHAP, "
+                "which uses the training distribution recorded in the trees)") + ".",
+             f"Uncertainty of each SHAP value due to the background sample: "
+             f"{expl.uncertainty}."]
     parts += [n[0].upper() + n[1:] + "." for n in expl.notes]
     return " ".join(parts)
+
+
+def _background_metrics(expl: Explanation | None, rows: int, population: int,
+                        seed: int) -> dict[str, Any]:
+    """How the background was drawn: its size, the rows it was drawn from, the seed, and
+    that it is a simple random sample (not stratified)."""
+    used = rows if expl is None else expl.background_size
+    return {"background_size": used, "background_population": population if used else 0,
+            "background_seed": seed, "background_stratified": 0,
+            "columns_as_players": None if expl is None else int(expl.columns_as_players)}
 
 
 def _sample_metrics(shared: _Shared, ctx: AuditContext) -> dict[str, Any]:
     return {"sample_size": len(shared.idx), "sample_seed": ctx.seed,
             "sample_min_per_group": shared.min_per_group,
-            "background_size": shared.background_rows}
+            **_background_metrics(shared.explanation, shared.background_rows,
+                                  shared.background_population, ctx.seed)}
 
 
 class _ExplainCheck(Check):
@@ -397,10 +426,22 @@ class LocalExplanations(_ExplainCheck):
                          _r(expl.base_value, 6), *texts])
             detail.append({"row": int(r), "decision": decision,
                            "score": _f(expl.output[i]), "average_score": _f(expl.base_value),
+                           "background_size": expl.background_size,
                            "reasons": [{"feature": x.feature, "value": x.value,
-                                        "contribution": x.contribution, "text": x.text}
+                                        "contribution": x.contribution, "se": _f(x.se),
+                                        "margin95": _f(x.margin), "text": x.text}
                                        for x in reasons[i]]})
         space = expl.output_space
+        margins = [x.margin for rs in reasons for x in rs if x.margin is not None]
+        unsure = [x for rs in reasons for x in rs
+                  if x.margin is not None and abs(x.contribution) <= x.margin]
+        if margins:
+            plusminus = (f"each reason's '±' is the half-width of its 95% interval due to the "
+                         f"background sample ({expl.background_sampling}): another such "
+                         f"sample would move it by about that much or less; largest ± "
+                         f"{max(margins):.2g}")
+        else:
+            plusminus = f"no ± for the reasons: {expl.uncertainty}"
         first = next((i for i, r in enumerate(cases) if ctx.y_pred[r] == 1), 0)
         r0 = int(cases[first])
         evidence = [
@@ -408,13 +449,16 @@ class LocalExplanations(_ExplainCheck):
                            f"{len(cases)} cases of the stratified sample (seed {ctx.seed}): "
                            f"each one's score ({space}) and its top {self.top} reasons; "
                            "'average_score' is the score of the average case, which the "
-                           "reasons move up or down"),
+                           f"reasons move up or down; {plusminus}"),
             Evidence("local_explanations_detail", "json", detail,
                      "the same explanations with each reason's feature, value and "
-                     f"contribution ({space})"),
+                     f"contribution ({space}), its standard error due to the background "
+                     "sample ('se') and the half-width of its 95% interval ('margin95' = "
+                     "1.96 x se)"),
             Evidence("explanation method", "text",
                      f"Explainer: {expl.method}; output space: {space}; background: "
-                     f"{expl.background_size} rows. " + " ".join(
+                     f"{expl.background_sampling}. Uncertainty of each reason: "
+                     f"{expl.uncertainty}. " + " ".join(
                          n[0].upper() + n[1:] + "." for n in expl.notes)),
             Evidence.file("local explanation plot", "local_explanation.png",
                           plot_case(expl, first, title=f"Why row {r0} scored "
@@ -423,12 +467,23 @@ class LocalExplanations(_ExplainCheck):
                           f"the reasons behind the score of row {r0}", media_type="image/png"),
         ]
         metrics = {"n_cases": len(cases), "sample_seed": ctx.seed,
-                   "max_additivity_error": _f(expl.max_additivity_error)}
+                   "max_additivity_error": _f(expl.max_additivity_error),
+                   **_background_metrics(expl, expl.background_size,
+                                         expl.background_population, ctx.seed),
+                   "reason_margin95_max": _f(max(margins)) if margins else None,
+                   "reason_margin95_median": _f(float(np.median(margins))) if margins else None,
+                   "n_reasons": sum(len(rs) for rs in reasons),
+                   "n_reasons_sign_uncertain": len(unsure) if margins else None}
         example = "; ".join(x.text for x in reasons[first]) or "no input moved its score"
+        tail = ""
+        if margins:
+            tail = (f"; ± is the 95% margin due to the {expl.background_size}-row background "
+                    f"sample (largest {max(margins):.2g}")
+            tail += (f"; {len(unsure)} reason(s) smaller than their margin)" if unsure else ")")
         return self.result(Status.PASS,
                            f"{len(cases)} decisions explained in plain words ({space}); e.g. "
                            f"row {r0} ({rows[first][1]}, score {float(expl.output[first]):.2f}"
-                           f"): {example}", metrics=metrics, evidence=evidence)
+                           f"): {example}{tail}", metrics=metrics, evidence=evidence)
 
 
 # -- explain.by_group --------------------------------------------------------------------------
@@ -440,6 +495,16 @@ class ImportanceByGroup(_ExplainCheck):
     (or at most 1/``max_ratio`` of) the reference group's, the difference is significant at
     ``confidence``, and the input matters (at least ``min_share`` of the total importance in
     one of the two groups).
+
+    Inputs derived from the grouping itself are not reported for it: their weight differs
+    between the groups by construction (grouping by age band, age weighs more in the bands
+    far from the average age), which says nothing about the model. The rule: an input from
+    which a classifier that sees only the input recovers the group of the explained cases
+    with a balanced accuracy of at least ``derived_min_accuracy`` (cross-fitted on two
+    halves; see :func:`lea_ai_audit.explain.group_determination`). For an intersection of
+    attributes, the inputs derived from any of its attributes are left out. They stay in the
+    table (``derived_from_group``), and the evidence ``derived_from_group`` lists every
+    (attribute, input) with its balanced accuracy and whether it was left out.
 
     Parameters
     ----------
@@ -453,6 +518,10 @@ class ImportanceByGroup(_ExplainCheck):
         Confidence of the significance test of a difference.
     intersections : bool
         Also compare the groups of the intersection of the sensitive attributes.
+    exclude_derived : bool
+        Leave out of the findings the inputs derived from the grouping (see above).
+    derived_min_accuracy : float
+        Balanced accuracy from which an input counts as derived from the grouping.
     sample_size, min_per_group, max_background : int
         As for ``explain.global_importance``.
     """
@@ -462,13 +531,16 @@ class ImportanceByGroup(_ExplainCheck):
 
     def __init__(self, *, max_ratio: float = 2.0, min_share: float = 0.05,
                  min_group_size: int = 30, confidence: float = 0.95,
-                 intersections: bool = False, sample_size: int = 2000, min_per_group: int = 50,
-                 max_background: int = 100) -> None:
+                 intersections: bool = False, exclude_derived: bool = True,
+                 derived_min_accuracy: float = 0.99, sample_size: int = 2000,
+                 min_per_group: int = 50, max_background: int = 100) -> None:
         self.max_ratio = max_ratio
         self.min_share = min_share
         self.min_group_size = min_group_size
         self.confidence = confidence
         self.intersections = intersections
+        self.exclude_derived = exclude_derived
+        self.derived_min_accuracy = derived_min_accuracy
         self.sample_size = sample_size
         self.min_per_group = min_per_group
         self.max_background = max_background
@@ -483,6 +555,32 @@ class ImportanceByGroup(_ExplainCheck):
             raise ValueError(f"min_group_size must be at least 2, got {self.min_group_size}")
         if not 0.5 <= float(self.confidence) < 1:
             raise ValueError(f"confidence must be in [0.5, 1), got {self.confidence}")
+        if not 0.5 < float(self.derived_min_accuracy) <= 1:
+            raise ValueError("derived_min_accuracy must be in (0.5, 1], got "
+                             f"{self.derived_min_accuracy}")
+
+    def _derived(self, ctx: AuditContext, shared: _Shared, feats: list[str]
+                 ) -> tuple[dict[str, dict[str, float]], list[list[Any]]]:
+        """Per sensitive attribute, the inputs derived from it (-> balanced accuracy), and
+        the evidence rows of every (attribute, input)."""
+        from ..explain import group_determination
+
+        derived: dict[str, dict[str, float]] = {}
+        rows: list[list[Any]] = []
+        if not self.exclude_derived:
+            return derived, rows
+        sample = ctx.data.iloc[shared.idx]
+        for g in ctx.groupings(intersections=False):
+            found = group_determination(sample, feats, g.codes[shared.idx], seed=ctx.seed)
+            derived[g.name] = {}
+            for r in found:
+                bal = r["balanced_accuracy"]
+                out = math.isfinite(bal) and bal >= float(self.derived_min_accuracy)
+                if out:
+                    derived[g.name][r["feature"]] = bal
+                rows.append([g.name, r["feature"], r["classifier"], _r(bal), _r(r["accuracy"]),
+                             bool(out)])
+        return derived, rows
 
     def run(self, ctx: AuditContext) -> CheckResult:
         if ctx.model is None:
@@ -504,7 +602,16 @@ class ImportanceByGroup(_ExplainCheck):
         findings: list[tuple[float, str]] = []
         small: list[str] = []
         panels = []
+        derived, derived_rows = self._derived(ctx, shared, feats)
+        left_out: list[str] = []
         for g in ctx.groupings(intersections=bool(self.intersections)):
+            # inputs derived from the grouping (or, for an intersection, from one of its parts)
+            skip: dict[str, str] = {}
+            for a in g.attributes:
+                for f, bal in derived.get(a, {}).items():
+                    skip.setdefault(f, a)
+                    metrics[f"derived_from_group/{g.name}/{f}"] = _r(bal, 6)
+            left_out += [f"{f} for {g.name}" for f in skip]
             by = importance_by_group(expl, g.codes[shared.idx], g.n_groups,
                                      weights=shared.weights)
             mean, se, n = by["mean"], by["se"], by["n"]
@@ -524,13 +631,15 @@ class ImportanceByGroup(_ExplainCheck):
                     significant = (abs(m_g - m_r) > z_crit * diff_se) if diff_se > 0 \
                         else m_g != m_r
                     flagged = bool(gi != ref and enough and n[ref] >= int(self.min_group_size)
+                                   and f not in skip
                                    and max(share_g, share_r) >= float(self.min_share)
                                    and (ratio >= float(self.max_ratio)
                                         or ratio <= 1 / float(self.max_ratio))
                                    and significant)
                     metrics[f"importance/{g.name}/{label}/{f}"] = _f(m_g)
                     rows.append([label, int(n[gi]), f, _r(m_g, 6), _r(se[gi, j], 6),
-                                 None if not math.isfinite(ratio) else _r(ratio), flagged])
+                                 None if not math.isfinite(ratio) else _r(ratio), flagged,
+                                 f in skip])
                     if flagged:
                         how = (f"{ratio:.1f} times" if math.isfinite(ratio) else "infinitely")
                         if ratio < 1:
@@ -545,12 +654,14 @@ class ImportanceByGroup(_ExplainCheck):
             evidence.append(Evidence.table(
                 f"importance_by_group:{g.name}",
                 ["group", "n_explained", "feature", "mean_abs_shap", "se", "ratio_to_reference",
-                 "flagged"], rows,
+                 "flagged", "derived_from_group"], rows,
                 f"{g.name}: mean |SHAP value| ({expl.output_space}) per input in each group "
                 f"(weighted), its standard error, and its ratio to the reference group "
                 f"{g.labels[ref]!r}; flagged: ratio beyond {float(self.max_ratio):g}x, "
                 f"significant at {float(self.confidence):.0%}, and at least "
-                f"{float(self.min_share):.0%} of a group's total importance"))
+                f"{float(self.min_share):.0%} of a group's total importance, unless the "
+                "input is derived from the grouping (derived_from_group: never flagged, its "
+                "weight differs between the groups by construction)"))
             if not g.is_intersection:
                 jj = [feats.index(f) for f in shown]
                 panels.append((g.name, list(g.labels), shown, mean[:, jj]))
@@ -560,7 +671,23 @@ class ImportanceByGroup(_ExplainCheck):
                 plot_importance_by_group(panels, space=expl.output_space),
                 "mean |SHAP| of the most important inputs in each group of each sensitive "
                 "attribute", media_type="image/png"))
+        if self.exclude_derived:
+            evidence.append(Evidence.table(
+                "derived_from_group",
+                ["attribute", "feature", "classifier", "balanced_accuracy", "accuracy",
+                 "excluded"], derived_rows,
+                "whether each input is derived from a sensitive attribute: how well a "
+                "classifier that sees only the input recovers the group of the explained "
+                "cases (fitted on one half, scored on the other, both ways); balanced "
+                "accuracy = mean share of each group's cases recovered (1/groups: no "
+                f"information, 1: the group is a function of the input); at least "
+                f"{float(self.derived_min_accuracy):g}: the input is derived from the grouping "
+                "and left out of its findings (and of those of intersections containing it)"))
         metrics["n_findings"] = len(findings)
+        metrics["n_excluded_derived"] = len(left_out)
+        not_compared = (f"; not compared, as derived from the grouping: "
+                        f"{', '.join(left_out[:6])}{'...' if len(left_out) > 6 else ''}"
+                        if left_out else "")
         if findings:
             findings.sort(key=lambda t: -t[0])
             texts = [t for _, t in findings]
@@ -568,17 +695,18 @@ class ImportanceByGroup(_ExplainCheck):
             return self.result(Status.FAIL,
                                "inputs weigh markedly differently between groups: "
                                + "; ".join(texts[:4]) + more + f" (mean |SHAP|, "
-                               f"{expl.output_space})", metrics=metrics, evidence=evidence)
+                               f"{expl.output_space}){not_compared}", metrics=metrics,
+                               evidence=evidence)
         if small:
             return self.result(Status.WARN,
                                f"insufficient evidence: {len(small)} group(s) have fewer than "
                                f"{self.min_group_size} explained cases: "
-                               + ", ".join(small[:6]) + ("..." if len(small) > 6 else ""),
-                               metrics=metrics, evidence=evidence)
+                               + ", ".join(small[:6]) + ("..." if len(small) > 6 else "")
+                               + not_compared, metrics=metrics, evidence=evidence)
         return self.result(Status.PASS,
                            f"no input weighs {float(self.max_ratio):g} times more or less in "
-                           "one group than in the reference group", metrics=metrics,
-                           evidence=evidence)
+                           f"one group than in the reference group{not_compared}",
+                           metrics=metrics, evidence=evidence)
 
 
 # -- explain.proxies ---------------------------------------------------------------------------
