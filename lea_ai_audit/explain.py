@@ -1020,7 +1020,7 @@ def _explain(model: Any, frame: pd.DataFrame, bg: pd.DataFrame | None, feats: li
             res = _explain_fast(final, kind, x_in, bg_in, output, pos, flip, False, None,
                                 len(feats), pairs)
             if res is not None:
-                used = 0 if res.method.startswith("tree (path") else n_bg
+                used = 0 if "path-dependent" in res.method else n_bg
                 return Explanation(res.values, res.base, res.fn(x_in), feats, frame, res.space,
                                    res.method, used, seed, (), values_se=res.se,
                                    uncertainty=res.uncertainty)
@@ -1379,6 +1379,10 @@ def explain_cases(model: Any, X: Any, *, background: Any, features: Sequence[str
     expl = explain(model, X, background=background, features=features, output=output,
                    positive_label=positive_label, max_background=max_background, seed=seed,
                    uncertainty=uncertainty, background_population=background_population)
+    if not uncertainty:  # no margins, even where they come for free
+        import dataclasses
+
+        expl = dataclasses.replace(expl, values_se=None)
     return expl.reasons(top=int(top))
 
 

@@ -372,3 +372,162 @@ def test_tiny_data_is_insufficient_evidence_not_a_pass() -> None:
     b = rep.result("explanation-by-group")
     assert b.status is Status.WARN and "g=solo (1 explained)" in b.message
     assert rep.result("explanation-additivity").status is Status.PASS
+
+
+# -- the background, the uncertainty of the reasons, inputs derived from the grouping ----------
+def _per_reference(f, x: pd.DataFrame, bg: pd.DataFrame) -> np.ndarray:
+    """Brute force: each background row alone, every coalition of the original columns,
+    Shapley values (n_bg, p)."""
+    import itertools
+    import math
+
+    cols = list(x.columns)
+    p = len(cols)
+    out = {}
+    for size in range(p + 1):
+        for S in itertools.combinations(range(p), size):
+            z = bg.copy().reset_index(drop=True)
+            for j in S:
+                z[cols[j]] = x.iloc[0, j]
+            out[S] = np.asarray(f(z), dtype=float)
+    phi = np.zeros((len(bg), p))
+    for j in range(p):
+        others = [k for k in range(p) if k != j]
+        for size in range(p):
+            w = math.factorial(size) * math.factorial(p - size - 1) / math.factorial(p)
+            for S in itertools.combinations(others, size):
+                phi[:, j] += w * (out[tuple(sorted((*S, j)))] - out[S])
+    return phi
+
+
+def test_every_explanation_result_records_its_background(demo, demo_report, tmp_path) -> None:
+    from lea_ai_audit.results import AuditReport
+
+    demo_report.save(tmp_path)
+    back = AuditReport.load(tmp_path)  # what report.json says
+    for rep in (demo_report, back):
+        for rid in ("explanation-additivity", "global-explanation", "per-decision-explanations",
+                    "explanation-by-group", "proxy-inputs"):
+            m = rep.result(rid).metrics
+            assert m["background_size"] == 100, rid
+            assert m["background_population"] == len(demo.train), rid  # drawn from train
+            assert m["background_seed"] == 0 and m["background_stratified"] == 0, rid
+            assert m["columns_as_players"] == 1, rid
+    method = demo_report.result("global-explanation").evidence_named("explanation method").data
+    assert (f"simple random sample without replacement (not stratified) of 100 of the "
+            f"{len(demo.train)} rows of the reference (training) data, seed 0") in method
+    assert "exactly the Shapley value of the original column" in method
+
+
+def test_local_reasons_carry_their_margin_against_brute_force(demo, demo_report) -> None:
+    r = demo_report.result("per-decision-explanations")
+    detail = r.evidence_named("local_explanations_detail").data
+    # the background the audit drew: 100 rows of the training data, seed 0
+    rng = np.random.default_rng(0)
+    bg = demo.train.iloc[np.sort(rng.choice(len(demo.train), 100, replace=False))][FEATURES]
+    case = detail[0]
+    per = _per_reference(lambda z: demo.model.predict_proba(z)[:, 1],
+                         demo.test.iloc[[case["row"]]][FEATURES], bg)
+    se = per.std(axis=0, ddof=1) / 10 * np.sqrt(1 - 100 / len(demo.train))
+    for x in case["reasons"]:
+        j = FEATURES.index(x["feature"])
+        assert x["contribution"] == pytest.approx(per[:, j].mean(), abs=1e-12)
+        assert x["se"] == pytest.approx(se[j], rel=1e-9)
+        assert x["margin95"] == pytest.approx(1.959964 * se[j], rel=1e-6)
+        assert x["text"].endswith(")") and "(± " in x["text"]
+    margins = [x["margin95"] for d in detail for x in d["reasons"]]
+    assert r.metrics["reason_margin95_max"] == pytest.approx(max(margins))
+    assert 0 < r.metrics["reason_margin95_max"] < 0.1
+    unsure = sum(abs(x["contribution"]) <= x["margin95"] for d in detail for x in d["reasons"])
+    assert r.metrics["n_reasons_sign_uncertain"] == unsure
+    assert "± is the 95% margin" in r.message
+    assert all(row["reason_1"].endswith(")") for row in demo_report.table("local_explanations"))
+
+
+def _table(result, name: str) -> list[dict]:
+    data = result.evidence_named(name).data
+    return [dict(zip(data["columns"], row, strict=True)) for row in data["rows"]]
+
+
+def _compas_ctx(shared_data):
+    import importlib.util
+    from pathlib import Path
+
+    from sklearn.model_selection import train_test_split
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "compas_audit.py"
+    spec = importlib.util.spec_from_file_location("compas_audit_explain", example)
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    df = ex.load_compas(str(shared_data / "compas" / "compas-scores-two-years.csv"))
+    train, test = train_test_split(df, test_size=0.5, random_state=0, stratify=df[ex.TARGET])
+    train, test = train.reset_index(drop=True), test.reset_index(drop=True)
+    for part in (train, test):
+        part["days_b_screening_arrest"] = part["days_b_screening_arrest"].fillna(0)
+    model = ex.train_own_model(train, 0)
+    ctx = AuditContext.build(test, target=ex.TARGET, sensitive=ex.SENSITIVE, model=model,
+                             features=ex.FEATURES, reference=train,
+                             reference_groups=ex.REFERENCE)
+    return df, ctx
+
+
+def test_by_group_leaves_out_age_within_compas_age_categories(shared_data) -> None:
+    df, ctx = _compas_ctx(shared_data)
+    # the oracle: ProPublica's age_cat is a function of age (bands < 25, 25-44, 45+)
+    bands = np.select([df["age"] < 25, df["age"] <= 44], ["Less than 25", "25 - 45"],
+                      "Greater than 45")
+    assert (bands == df["age_cat"].to_numpy()).all()
+    res = make_check("explain.by_group", {}).run(ctx)
+    assert res.metrics["derived_from_group/age_cat/age"] == 1.0
+    assert res.metrics["n_excluded_derived"] == 1  # age for age_cat, nothing else
+    assert "not compared, as derived from the grouping: age for age_cat" in res.message
+    derived = {(x["attribute"], x["feature"]): x for x in _table(res, "derived_from_group")}
+    assert derived[("age_cat", "age")]["excluded"] is True
+    for (attr, feat), x in derived.items():
+        if (attr, feat) != ("age_cat", "age"):
+            assert not x["excluded"] and x["balanced_accuracy"] < 0.75, (attr, feat)
+    rows = [x for x in _table(res, "importance_by_group:age_cat") if x["feature"] == "age"]
+    assert rows and all(x["derived_from_group"] and not x["flagged"] for x in rows)
+    # without the rule, the tautology is what the check reported: age weighs more in the
+    # age bands far from the average age
+    plain = make_check("explain.by_group", {"exclude_derived": False}).run(ctx)
+    assert plain.raw_status is Status.FAIL and "age weighs" in plain.message
+    assert "age_cat=" in plain.message and "derived_from_group" not in {
+        e.name for e in plain.evidence}
+    # with the intersections: age is left out of every intersection containing age_cat
+    inter = make_check("explain.by_group", {"intersections": True}).run(ctx)
+    names = [k for k in inter.metrics if k.startswith("derived_from_group/")]
+    assert "derived_from_group/age_cat/age" in names
+    assert any("age_cat" in k and "&" in k for k in names), names
+
+
+def test_by_group_keeps_an_input_independent_of_the_group() -> None:
+    rng = np.random.default_rng(17)
+    n = 3000
+    score = rng.normal(50, 15, n)  # the group is cut from it: derived
+    df = pd.DataFrame({
+        "score": score,
+        "indep": rng.normal(size=n),  # independent of the group: must stay
+        "case_no": rng.permutation(n).astype(float),  # one value per row: must stay
+        "g": np.select([score < 40, score < 60], ["low", "mid"], "high"),
+    })
+    # a noisy measurement of the group: tells it often, not always (must stay)
+    code = pd.Series(df["g"]).map({"low": 0, "mid": 1, "high": 2}).to_numpy()
+    df["noisy"] = np.where(rng.random(n) < 0.75, code, rng.integers(0, 3, n)).astype(float)
+    logit = 0.05 * (df["score"] - 50) + 1.2 * df["indep"] + 0.4 * df["noisy"] - 0.5
+    df["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    feats = ["score", "indep", "case_no", "noisy"]
+    model = LogisticRegression(max_iter=2000).fit(df[feats], df["y"])
+    ctx = AuditContext.build(df, target="y", sensitive=["g"], model=model, features=feats)
+    res = make_check("explain.by_group", {}).run(ctx)
+    derived = {x["feature"]: x for x in _table(res, "derived_from_group")}
+    # a continuous score: the thresholds learnt on one half can miss a case or two by a hair
+    assert derived["score"]["excluded"] and derived["score"]["balanced_accuracy"] >= 0.99
+    assert not derived["indep"]["excluded"] and derived["indep"]["balanced_accuracy"] < 0.4
+    assert not derived["case_no"]["excluded"] and derived["case_no"]["balanced_accuracy"] < 0.4
+    # the noisy measurement recovers about 0.75 + 0.25/3 of each group, not 0.99
+    assert not derived["noisy"]["excluded"]
+    assert derived["noisy"]["balanced_accuracy"] == pytest.approx(0.75 + 0.25 / 3, abs=0.04)
+    rows = _table(res, "importance_by_group:g")
+    assert not any(x["derived_from_group"] for x in rows if x["feature"] != "score")
+    assert res.metrics["n_excluded_derived"] == 1
