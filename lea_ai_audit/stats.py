@@ -13,6 +13,11 @@ Interval methods (stated in every report that uses them):
 - a ratio of two independent rates: **Katz log interval** (Katz et al. 1978); undefined when
   either numerator is 0.
 
+Also here, for the checks to choose from: the Clopper–Pearson exact interval and
+:func:`rate_interval` (Wilson, Clopper–Pearson where min(k, m - k) <= 3, where Wilson's coverage
+dips: Brown, Cai & DasGupta 2001); Koopman's (1984) score interval for a ratio, defined with a
+zero count, and its inversion p-value; the AUC per group with its DeLong (1988) standard error.
+
 Metric definitions equal fairlearn's and scikit-learn's (``selection_rate``,
 ``true_positive_rate``, ``false_positive_rate``, ``precision_score``, ...).
 
@@ -32,14 +37,21 @@ import numpy as np
 from scipy.stats import norm
 
 __all__ = [
+    "EXACT_RATE_MAX_COUNT",
     "METRICS",
     "ConfusionCounts",
     "auc_diff_interval",
     "auc_interval",
+    "clopper_pearson_interval",
     "confusion_counts",
     "group_auc_delong",
     "katz_ratio_interval",
+    "koopman_interval_z",
+    "koopman_ratio_interval",
+    "koopman_ratio_pvalue",
     "newcombe_diff_interval",
+    "rate_interval",
+    "rate_interval_is_exact",
     "ratio_interval",
     "wilson_interval",
 ]
@@ -49,6 +61,10 @@ INTERVAL_METHODS = {
     "difference": "Newcombe hybrid score interval (method 10) from Wilson intervals",
     "ratio": "Katz log interval (undefined when a numerator is 0)",
     "auc": "DeLong (1988) standard error, fast mid-rank algorithm of Sun & Xu (2014)",
+    "rate_exact": "Clopper-Pearson exact interval",
+    "rate_rule": "Wilson score interval; Clopper-Pearson exact interval where min(k, m - k) <= 3 "
+                 "(Wilson's coverage dips there: Brown, Cai & DasGupta 2001)",
+    "ratio_score": "Koopman (1984) asymptotic score interval (defined when a count is 0)",
 }
 
 #: metric name -> (description, numerator, denominator), both as names of ConfusionCounts fields.
@@ -413,3 +429,203 @@ def auc_diff_interval(auc1: np.ndarray, se1: np.ndarray, auc2: np.ndarray, se2: 
     d = auc1 - auc2
     half = _z(confidence) * np.sqrt(se1 ** 2 + se2 ** 2)
     return d, d - half, d + half
+
+
+# -- a rate: the exact interval where Wilson is known to be poor --------------------------------
+
+#: ``rate_interval`` uses Clopper–Pearson where ``min(k, m - k) <= EXACT_RATE_MAX_COUNT``
+EXACT_RATE_MAX_COUNT = 3
+
+
+def clopper_pearson_interval(k: np.ndarray, m: np.ndarray, *, confidence: float = 0.95
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper–Pearson "exact" interval for k successes in m trials (vectorised).
+
+    Method: Clopper & Pearson (1934), from beta quantiles: ``low = Beta(a/2; k, m - k + 1)``
+    (0 when k = 0) and ``high = Beta(1 - a/2; k + 1, m - k)`` (1 when k = m), ``a = 1 -
+    confidence``. Its coverage is never below the nominal level (it is conservative). Equal to
+    ``statsmodels.stats.proportion.proportion_confint(k, m, method="beta")``.
+
+    Returns ``(low, high)``; NaN where m = 0.
+
+    Examples
+    --------
+    >>> lo, hi = clopper_pearson_interval(np.array([0, 8]), np.array([10, 10]))
+    >>> [round(float(x), 4) for x in lo], [round(float(x), 4) for x in hi]
+    ([0.0, 0.4439], [0.3085, 0.9748])
+    """
+    from scipy.stats import beta
+
+    k = np.asarray(k, dtype=float)
+    m = np.asarray(m, dtype=float)
+    a = 1.0 - confidence
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # the other branch's beta parameters are made valid so no warning is raised
+        lo = np.where(k > 0, beta.ppf(a / 2, np.maximum(k, 1.0), np.maximum(m - k + 1, 1.0)),
+                      0.0)
+        hi = np.where(k < m, beta.ppf(1 - a / 2, np.maximum(k + 1, 1.0),
+                                      np.maximum(m - k, 1.0)), 1.0)
+    bad = ~(m > 0)
+    return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+
+
+def rate_interval_is_exact(k: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Where :func:`rate_interval` uses Clopper–Pearson: ``m > 0`` and
+    ``min(k, m - k) <= 3`` (:data:`EXACT_RATE_MAX_COUNT`); every group when m <= 7."""
+    k = np.asarray(k, dtype=float)
+    m = np.asarray(m, dtype=float)
+    return (m > 0) & (np.minimum(k, m - k) <= EXACT_RATE_MAX_COUNT)
+
+
+def rate_interval(k: np.ndarray, m: np.ndarray, *, confidence: float = 0.95
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Interval for a rate k/m: Wilson, and Clopper–Pearson where Wilson's coverage is poor.
+
+    The rule: Clopper–Pearson where ``min(k, m - k) <= 3`` (:func:`rate_interval_is_exact`),
+    the Wilson score interval elsewhere. Brown, Cai & DasGupta (2001, *Statist. Sci.* 16:101,
+    §4.1.1) recommend Wilson but show that its coverage has deep downward spikes for p very
+    close to 0 or 1, caused by the intervals of x = 1, 2, 3 successes (or failures); they
+    replace those lower bounds by a one-sided Poisson bound for x <= x* (x* = 2 for n <= 50,
+    3 for 51 <= n <= 100). Here the whole interval of those counts is Clopper–Pearson's,
+    which never covers less than the nominal level, and x* = 3 at every m, because the spike
+    is a Poisson-limit effect (np fixed) that does not shrink as m grows. Exact binomial
+    coverage at 95% (minimum over p, computed for m = 10 ... 10,000): Wilson alone dips to
+    0.838 at every m (near np = 0.05); this rule's minimum is 0.926-0.932, the size of
+    Wilson's own oscillation away from the edges. k = 0 and k = m always use Clopper–Pearson.
+
+    Returns ``(low, high)``; NaN where m = 0.
+
+    Examples
+    --------
+    >>> lo, hi = rate_interval(np.array([1, 40]), np.array([200, 200]))
+    >>> [round(float(x), 4) for x in lo], [round(float(x), 4) for x in hi]
+    ([0.0001, 0.1505], [0.0275, 0.2609])
+    """
+    k = np.asarray(k, dtype=float)
+    m = np.asarray(m, dtype=float)
+    wl, wh = wilson_interval(k, m, confidence)
+    cl, ch = clopper_pearson_interval(k, m, confidence=confidence)
+    exact = rate_interval_is_exact(k, m)
+    return np.where(exact, cl, wl), np.where(exact, ch, wh)
+
+
+# -- a ratio with a zero count: Koopman's score interval ----------------------------------------
+
+def _koopman_statistic(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray,
+                       theta: np.ndarray) -> np.ndarray:
+    """Koopman's (1984) score statistic of H0: p1 / p2 = theta (arrays broadcast).
+
+    ``(p1 - theta p2) / sqrt(q1 (1 - q1) / m1 + theta^2 q2 (1 - q2) / m2)`` with (q1, q2) the
+    maximum-likelihood rates under H0 (q1 = theta q2; q2 the root in [0, 1] of
+    ``(m1 + m2) theta q^2 - (m1 theta + k1 + m2 + k2 theta) q + k1 + k2``, Miettinen &
+    Nurminen 1985, written without cancellation), without Miettinen–Nurminen's
+    ``n / (n - 1)`` factor. Decreasing in theta; NaN where k1 + k2 = 0.
+    """
+    n = m1 + m2
+    c = k1 + k2
+    a = n * theta
+    b = -(m1 * theta + k1 + m2 + k2 * theta)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        q2 = 2.0 * c / (np.sqrt(np.maximum(b * b - 4.0 * a * c, 0.0)) - b)
+        q1 = theta * q2
+        var = q1 * (1.0 - q1) / m1 + theta * theta * q2 * (1.0 - q2) / m2
+        return (k1 / m1 - theta * k2 / m2) / np.sqrt(var)
+
+
+def koopman_interval_z(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray,
+                       z: np.ndarray | float, *, iterations: int = 90
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Koopman's score interval of p1 / p2 at a z per group (see :func:`koopman_ratio_interval`).
+
+    The set of ratios theta whose score statistic satisfies ``|Z(theta)| <= z``, found by
+    vectorised bisection on log(theta) in [-40, 40]. The low end is 0 where k1 = 0 and the
+    high end is ``inf`` where k2 = 0; (0, inf) where both are 0; NaN where a denominator is 0.
+    """
+    k1, m1, k2, m2 = (np.asarray(a, dtype=float) for a in (k1, m1, k2, m2))
+    shape = np.broadcast_shapes(k1.shape, m1.shape, k2.shape, m2.shape, np.shape(z))
+    k1, m1, k2, m2, z = (np.broadcast_to(a, shape) for a in (k1, m1, k2, m2,
+                                                              np.asarray(z, dtype=float)))
+    valid = (m1 > 0) & (m2 > 0)
+    # the bisection runs on a defined table everywhere (a stand-in 1/2 vs 1/2 where a
+    # denominator or both numerators are 0); the ends that are 0 or inf are set afterwards
+    stand_in = ~valid | (k1 + k2 <= 0)
+    a1, n1 = np.where(stand_in, 1.0, k1), np.where(stand_in, 2.0, m1)
+    a2, n2 = np.where(stand_in, 1.0, k2), np.where(stand_in, 2.0, m2)
+    bounds = []
+    for target in (z, -z):  # Z(low) = z, Z(high) = -z: Z decreases in theta
+        lo_t = np.full(shape, -40.0)
+        hi_t = np.full(shape, 40.0)
+        for _ in range(iterations):
+            mid = (lo_t + hi_t) / 2
+            reached = _koopman_statistic(a1, n1, a2, n2, np.exp(mid)) <= target
+            hi_t = np.where(reached, mid, hi_t)
+            lo_t = np.where(reached, lo_t, mid)
+        bounds.append(np.exp((lo_t + hi_t) / 2))
+    lo = np.where(k1 > 0, bounds[0], 0.0)
+    hi = np.where(k2 > 0, bounds[1], np.inf)
+    return np.where(valid, lo, np.nan), np.where(valid, hi, np.nan)
+
+
+def koopman_ratio_interval(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray, *,
+                           confidence: float = 0.95
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ratio p1 / p2 of two independent rates with Koopman's asymptotic score interval.
+
+    Method: Koopman (1984, *Biometrics* 40:513), the inversion of the score test of
+    ``p1 / p2 = theta`` (:func:`_koopman_statistic`), without Miettinen & Nurminen's (1985)
+    ``n / (n - 1)`` factor; recommended for the ratio of two independent proportions by
+    Fagerland, Lydersen & Laake (2015, *Stat. Methods Med. Res.* 24:224). Unlike the Katz log
+    interval it needs no continuity correction when a count is 0, and it always contains the
+    observed ratio: with ``k1 = 0 < k2`` it is ``[0, high]``; with ``k2 = 0 < k1`` it is
+    ``[low, inf)`` (the data put no upper bound on the ratio); with both 0 it is
+    ``[0, inf)``. Equal to ``confint_proportions_2indep(..., compare="ratio",
+    method="score", correction=False)`` of statsmodels wherever that is defined (statsmodels
+    starts its root search from the log interval, so it fails when a count is 0).
+
+    The point ratio is the uncorrected ``p1 / p2``: 0 when ``k1 = 0 < k2``, ``inf`` when
+    ``k2 = 0 < k1``, NaN when both are 0. Everything is NaN where a denominator is 0.
+
+    Returns ``(ratio, low, high)``.
+
+    Examples
+    --------
+    >>> r, lo, hi = koopman_ratio_interval(np.array([0]), np.array([10]), np.array([5]),
+    ...                                    np.array([5000]))
+    >>> float(r[0]), float(lo[0]), round(float(hi[0]), 1)
+    (0.0, 0.0, 315.6)
+    """
+    k1, m1, k2, m2 = (np.asarray(a, dtype=float) for a in (k1, m1, k2, m2))
+    lo, hi = koopman_interval_z(k1, m1, k2, m2, _z(confidence))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(k2 > 0, (k1 / m1) / (k2 / m2), np.where(k1 > 0, np.inf, np.nan))
+    return np.where((m1 > 0) & (m2 > 0), ratio, np.nan), lo, hi
+
+
+def koopman_ratio_pvalue(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray, *,
+                         boundary: np.ndarray | float) -> np.ndarray:
+    """Two-sided level at which Koopman's ratio interval just touches ``boundary``.
+
+    Closed form: ``2 (1 - Phi(|Z(boundary)|))`` with Z the score statistic, because the
+    interval at a given z is ``{theta : |Z(theta)| <= z}``: at confidence ``1 - p`` its end
+    nearest to the boundary equals it, and at any higher confidence the interval contains it.
+    So p is the p-value of "the ratio lies beyond ``boundary``, on the side of the observed
+    ratio" read as a two-sided interval (a one-sided test at p / 2). Equal to statsmodels'
+    ``score_test_proportions_2indep(..., value=boundary, compare="ratio",
+    correction=False).pvalue``. 1 where both numerators are 0 (the interval is always
+    [0, inf)); NaN where a denominator is 0. ``boundary`` must be positive.
+
+    Examples
+    --------
+    >>> p = koopman_ratio_pvalue(np.array([0]), np.array([10]), np.array([5]), np.array([5000]),
+    ...                          boundary=0.8)
+    >>> round(float(p[0]), 4)
+    0.9287
+    """
+    k1, m1, k2, m2 = (np.asarray(a, dtype=float) for a in (k1, m1, k2, m2))
+    b = np.asarray(boundary, dtype=float)
+    if not np.all(b > 0):
+        raise ValueError(f"boundary must be a positive ratio, got {boundary!r}")
+    valid = (m1 > 0) & (m2 > 0)
+    stat = _koopman_statistic(k1, np.where(valid, m1, 1.0), k2, np.where(valid, m2, 1.0), b)
+    p = np.where(k1 + k2 > 0, np.minimum(2.0 * norm.sf(np.abs(stat)), 1.0), 1.0)
+    return np.where(valid, p, np.nan)
