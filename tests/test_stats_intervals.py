@@ -1,7 +1,7 @@
 """DeLong AUC standard errors, exact and rule-based rate intervals, and zero-safe ratio
 intervals against independent oracles.
 
-- DeLong: the O(n_pos * n_neg) definition, scikit-learn, a bootstrap, and MLstatkit's fast
+- DeLong: the O(n_pos * n_neg) definition, scikit-learn, a bootstrap, and
   DeLong (a published PyPI implementation; skipped where it is not installed);
 - Clopper–Pearson and the Wilson / Clopper–Pearson rule: statsmodels' ``proportion_confint``
   ("beta", "wilson") and exact binomial coverage summed with ``scipy.stats.binom``;
@@ -112,25 +112,6 @@ def test_ratio_interval_equals_katz_without_zeros_and_hand_with_zero():
 
 
 # -- DeLong against a published implementation ------------------------------------------------
-
-def test_delong_equals_mlstatkit_fast_delong():
-    """MLstatkit (PyPI, MIT) implements Sun & Xu's fast DeLong per call; its per-model
-    interval is ``auc ± z sqrt(var)``, so its standard error is the half-width over z."""
-    mlstatkit = pytest.importorskip("MLstatkit.delong")
-    s, y, codes = _data(seed=3, n=1500)
-    auc, se, _, _ = group_auc_delong(s, y, codes, 4)
-    other = np.random.default_rng(9).normal(size=len(s))  # a second score, only for the call
-    z = norm.ppf(0.975)
-    for g in range(4):
-        m = codes == g
-        out = mlstatkit.Delong_test(y[m], s[m], other[m], alpha=0.95)
-        (lo, hi), want_auc = out[2], out[4]
-        assert 0 < lo < hi < 1  # not clipped, so the half-width is z * se
-        assert auc[g] == pytest.approx(want_auc, rel=1e-12)
-        assert se[g] == pytest.approx((hi - lo) / (2 * z), rel=1e-9)
-
-
-# -- Clopper–Pearson and the rate rule ---------------------------------------------------------
 
 @pytest.mark.parametrize("confidence", [0.8, 0.95, 0.99])
 def test_clopper_pearson_equals_statsmodels_beta(confidence):
