@@ -35,7 +35,7 @@ Without a model (a vendor's scores or decisions only) nothing can be explained: 
 return SKIPPED with the reason, except ``explain.proxies`` when inputs are declared.
 
 Cost: tree and linear models are explained exactly and fast (``sample_size`` cases, 2,000 by
-default). A model only shap's model-agnostic explainer can explain costs about
+default). A model only the model-agnostic explainer can explain costs about
 2**n_inputs x background model calls per case, so at most ``AGNOSTIC_SAMPLE_SIZE`` (500) cases
 are explained, each group with at least ``AGNOSTIC_MIN_PER_GROUP`` (20); the results say so.
 """
@@ -369,6 +369,14 @@ class GlobalImportance(_ExplainCheck):
 @register
 class LocalExplanations(_ExplainCheck):
     """Per-decision explanations of a sample of cases, in plain words.
+
+    Each reason carries the uncertainty due to the background sample: its standard error
+    (``se`` in the evidence ``local_explanations_detail``) and the half-width of its 95%
+    interval (``margin95`` = 1.96 x se), shown in the text as ``(± 0.01)``: another background
+    sample of the same size, drawn the same way, would move the contribution by about that
+    much or less (see :attr:`lea_ai_audit.explain.Explanation.values_se`). The metrics give
+    the largest and median margin and how many reasons are smaller than their margin (their
+    direction is then not established by this background).
 
     Parameters
     ----------
