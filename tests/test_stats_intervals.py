@@ -1,8 +1,7 @@
 """DeLong AUC standard errors, exact and rule-based rate intervals, and zero-safe ratio
 intervals against independent oracles.
 
-- DeLong: the O(n_pos * n_neg) definition, scikit-learn, a bootstrap, and
-  DeLong (a published PyPI implementation; skipped where it is not installed);
+- DeLong: the O(n_pos * n_neg) definition, scikit-learn, a bootstrap.
 - Clopper–Pearson and the Wilson / Clopper–Pearson rule: statsmodels' ``proportion_confint``
   ("beta", "wilson") and exact binomial coverage summed with ``scipy.stats.binom``;
 - Koopman's score interval and p-value: statsmodels' ``confint_proportions_2indep`` (score,
