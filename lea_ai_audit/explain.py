@@ -746,30 +746,19 @@ def _tree_paths(tree: Any, player: np.ndarray
             np.asarray(lefts, dtype=bool), slots, players, k)
 
 
-def _tree_cost(tree: Any, n_x: int, n_bg: int, k: int, pairs: bool) -> tuple[float, float]:
-    """Work (array cells) of one tree by the pattern table and by direct pairs."""
-    leaves = int(tree.n_leaves)
-    table = (leaves * 4.0 ** k * k + n_x * leaves * k + (n_x * n_bg * leaves * k if pairs
-                                                         else 0.0)) if k <= 12 else math.inf
-    direct = 3.0 * n_x * n_bg * leaves
-    return table, direct
-
-
 def _tree_work(parts: list[tuple[Any, np.ndarray]], n_x: int, n_bg: int, n_players: int,
                pairs: bool) -> float:
     """An upper bound on the work of :func:`_tree_shapley` (array cells touched)."""
     work = 0.0
     for tree, _ in parts:
-        depth = int(tree.max_depth)
+        leaves, depth = int(tree.n_leaves), int(tree.max_depth)
         k = max(1, min(depth, n_players + 1))
-        work += int(tree.n_leaves) * depth * (n_x + n_bg) + min(_tree_cost(tree, n_x, n_bg, k,
-                                                                           pairs))
+        if k > 12:
+            return math.inf
+        work += leaves * depth * (n_x + n_bg) + leaves * 4.0 ** k * k + n_x * leaves * k
+        if pairs:
+            work += n_x * n_bg * leaves * k
     return work
-
-
-def _popcount(k: int) -> np.ndarray:
-    codes = np.arange(1 << k)
-    return ((codes[:, None] >> np.arange(k)[None, :]) & 1).sum(axis=1)
 
 
 def _tree_shapley(parts: list[tuple[Any, np.ndarray]], x: np.ndarray, bg: np.ndarray,
@@ -781,9 +770,7 @@ def _tree_shapley(parts: list[tuple[Any, np.ndarray]], x: np.ndarray, bg: np.nda
     that is constant over the rows, which cannot change any value). For each leaf, each
     explained row and each background row record which of the leaf's players let them reach
     it (see :func:`_leaf_table`); the Shapley values of the leaf's game depend only on those
-    two patterns: the mean over the background is a table look-up per (row, leaf) for
-    shallow trees, and is summed over the (row, background row) pairs that can reach the leaf
-    for deep ones (where the table, 4**players entries, would be too large).
+    two patterns, so the mean over the background is a table look-up per (row, leaf).
     With ``pairs`` the values against each background row are kept too, for their standard
     error. Returns the values (n_x, n_players) and that standard error (or None).
     """
@@ -814,68 +801,24 @@ def _tree_shapley(parts: list[tuple[Any, np.ndarray]], x: np.ndarray, bg: np.nda
         codes = (sat.reshape(len(both), n_leaves, k).astype(np.int64)
                  << np.arange(k)[None, None, :]).sum(axis=2)
         cx, cb = codes[:n_x], codes[n_x:]
+        table = _leaf_table(k)
+        hist = np.bincount((np.arange(n_leaves)[None, :] * p + cb).ravel(),
+                           minlength=n_leaves * p).reshape(n_leaves, p).astype(float)
+        mean_table = np.einsum("lr,prk->lpk", hist, table) / n_bg  # (leaves, p, k)
         leaf_value = np.asarray(node_value, dtype=float)[leaves]
-        table_cost, direct_cost = _tree_cost(tree, n_x, n_bg, k, pairs)
-        if table_cost <= direct_cost:
-            table = _leaf_table(k)
-            onehot = np.zeros((n_leaves * k, n_p))
-            used = players.ravel() >= 0
-            onehot[np.flatnonzero(used), players.ravel()[used]] = 1.0
-            hist = np.bincount((np.arange(n_leaves)[None, :] * p + cb).ravel(),
-                               minlength=n_leaves * p).reshape(n_leaves, p).astype(float)
-            mean_table = np.einsum("lr,prk->lpk", hist, table) / n_bg  # (leaves, p, k)
-            contrib = mean_table[np.arange(n_leaves)[None, :], cx] * leaf_value[None, :, None]
-            values += contrib.reshape(n_x, n_leaves * k) @ onehot
-            if per_bg is not None:
-                step = max(1, 4_000_000 // max(1, n_bg * n_leaves * k))
-                for s0 in range(0, n_x, step):
-                    sl = slice(s0, min(n_x, s0 + step))
-                    g = table[cx[sl][:, None, :], cb[None, :, :]] * \
-                        leaf_value[None, None, :, None]
-                    per_bg[sl] += g.reshape(g.shape[0], n_bg, n_leaves * k) @ onehot
-            continue
-        _tree_pairs(cx, cb, k, players, leaf_value, n_p, values, per_bg)
+        onehot = np.zeros((n_leaves * k, n_p))
+        used = players.ravel() >= 0
+        onehot[np.flatnonzero(used), players.ravel()[used]] = 1.0
+        contrib = mean_table[np.arange(n_leaves)[None, :], cx] * leaf_value[None, :, None]
+        values += contrib.reshape(n_x, n_leaves * k) @ onehot
+        if per_bg is not None:
+            step = max(1, 4_000_000 // max(1, n_bg * n_leaves * k))
+            for s0 in range(0, n_x, step):
+                sl = slice(s0, min(n_x, s0 + step))
+                g = table[cx[sl][:, None, :], cb[None, :, :]] * leaf_value[None, None, :, None]
+                per_bg[sl] += g.reshape(g.shape[0], n_bg, n_leaves * k) @ onehot
     se = None if per_bg is None else _row_se(per_bg[:, :, :n_players], 1)
     return values[:, :n_players], se
-
-
-def _tree_pairs(cx: np.ndarray, cb: np.ndarray, k: int, players: np.ndarray,
-                leaf_value: np.ndarray, n_p: int, values: np.ndarray,
-                per_bg: np.ndarray | None) -> None:
-    """Add one tree's Shapley values by visiting every (row, background row, leaf) the
-    hybrid rows can reach (every player of the path lets x or r through); in place."""
-    n_x, n_leaves = cx.shape
-    n_bg = cb.shape[0]
-    full = (1 << k) - 1
-    pop = _popcount(k)
-    fact = np.array([math.factorial(i) for i in range(2 * k + 2)], dtype=float)
-    step = max(1, 2_000_000 // max(1, n_bg * n_leaves))
-    for s0 in range(0, n_x, step):
-        cxs = cx[s0:s0 + step]
-        c = len(cxs)
-        i, b, leaf = np.nonzero((cxs[:, None, :] | cb[None, :, :]) == full)
-        px, pr = cxs[i, leaf], cb[b, leaf]
-        only_x, only_r = px & ~pr & full, ~px & pr & full
-        a, bb = pop[only_x], pop[only_r]
-        keep = (a + bb) > 0  # reached whatever the coalition: no player matters
-        i, b, leaf, only_x, only_r, a, bb = (v[keep] for v in (i, b, leaf, only_x, only_r,
-                                                               a, bb))
-        tot = a + bb
-        wa = np.where(a > 0, fact[np.maximum(a - 1, 0)] * fact[bb] / fact[tot], 0.0)
-        wb = np.where(bb > 0, fact[a] * fact[np.maximum(bb - 1, 0)] / fact[tot], 0.0)
-        wa, wb = wa * leaf_value[leaf], wb * leaf_value[leaf]
-        for kk in range(k):
-            contrib = ((only_x >> kk) & 1) * wa - ((only_r >> kk) & 1) * wb
-            nz = contrib != 0
-            if not nz.any():
-                continue
-            g = players[leaf[nz], kk]
-            if per_bg is not None:
-                flat = (i[nz] * n_bg + b[nz]) * n_p + g
-                per_bg[s0:s0 + c] += np.bincount(flat, weights=contrib[nz],
-                                                 minlength=c * n_bg * n_p).reshape(c, n_bg, n_p)
-            values[s0:s0 + c] += np.bincount(i[nz] * n_p + g, weights=contrib[nz] / n_bg,
-                                             minlength=c * n_p).reshape(c, n_p)
 
 
 def _onehot(player: np.ndarray, n_players: int) -> np.ndarray:

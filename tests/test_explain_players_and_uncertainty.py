@@ -333,28 +333,3 @@ def test_path_dependent_tree_shap_has_no_background_uncertainty(cases) -> None:
     assert e.background_size == 0 and e.values_se is None
     assert "path-dependent Tree SHAP uses no background sample" in e.uncertainty
     assert e.background_sampling.startswith("no background sample")
-
-
-@pytest.mark.parametrize("mode", ["table", "pairs"])
-def test_both_ways_of_summing_a_trees_leaves_give_the_brute_force_values(cases, mode,
-                                                                         monkeypatch) -> None:
-    """Shallow trees use the pattern table, deep ones the reachable pairs: force each."""
-    import lea_ai_audit.explain as ex
-
-    def cost(tree, n_x, n_bg, k, pairs):
-        return (0.0, math.inf) if mode == "table" else (math.inf, 0.0)
-
-    monkeypatch.setattr(ex, "_tree_cost", cost)
-    X, y = cases
-    model = _pipe(RandomForestClassifier(n_estimators=15, max_depth=7, random_state=0))
-    model.fit(X, y)
-    bg, rows = X.iloc[:25], X.iloc[[800, 801]]
-    e = explain(model, rows, background=bg, max_background=25, uncertainty=True,
-                background_population=400)
-    assert e.columns_as_players and "interventional" in e.method
-    f = lambda z: model.predict_proba(z)[:, 1]  # noqa: E731
-    for i in range(2):
-        per = _per_reference(f, rows.iloc[[i]], bg)
-        np.testing.assert_allclose(e.values[i], per.mean(0), atol=1e-12)
-        np.testing.assert_allclose(e.values_se[i], per.std(0, ddof=1) / 5 * math.sqrt(
-            1 - 25 / 400), atol=1e-12)
