@@ -29,7 +29,8 @@ import numpy as np
 from scipy.stats import norm
 
 __all__ = ["decision_pvalues", "holm_adjust", "holm_levels", "katz_interval_z",
-           "min_detectable_difference", "newcombe_interval_z", "z_of_level"]
+           "min_detectable_difference", "newcombe_interval_z", "wilson_interval_z",
+           "z_of_level"]
 
 #: the continuity correction added to every cell of the 2x2 when a numerator is 0 (Haldane 1956,
 #: Anscombe 1956), so that the log ratio and its interval are defined
@@ -50,7 +51,12 @@ def z_of_level(alpha: np.ndarray | float) -> np.ndarray:
     return norm.isf(np.asarray(alpha, dtype=float) / 2.0)
 
 
-def _wilson_z(k: np.ndarray, m: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval_z(k: np.ndarray, m: np.ndarray, z: np.ndarray | float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of k/m at a z per group (NaN where m = 0): the one implementation,
+    :func:`lea_ai_audit.stats.wilson_interval` reads it at one confidence."""
+    k, m = np.asarray(k, dtype=float), np.asarray(m, dtype=float)
+    z = np.asarray(z, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = k / m
         z2 = z * z
@@ -71,8 +77,8 @@ def newcombe_interval_z(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.n
     z = np.broadcast_to(np.asarray(z, dtype=float), k1.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         p1, p2 = k1 / m1, k2 / m2
-    l1, u1 = _wilson_z(k1, m1, z)
-    l2, u2 = _wilson_z(k2, m2, z)
+    l1, u1 = wilson_interval_z(k1, m1, z)
+    l2, u2 = wilson_interval_z(k2, m2, z)
     d = p1 - p2
     lo = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
     hi = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from .inference import katz_interval_z, newcombe_interval_z, wilson_interval_z
+
 __all__ = [
     "EXACT_RATE_MAX_COUNT",
     "METRICS",
@@ -182,18 +184,7 @@ def _z(confidence: float) -> float:
 def wilson_interval(k: np.ndarray, m: np.ndarray, confidence: float = 0.95
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for k successes in m trials (vectorised; NaN where m = 0)."""
-    k = np.asarray(k, dtype=float)
-    m = np.asarray(m, dtype=float)
-    z = _z(confidence)
-    z2 = z * z
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = k / m
-        denom = 1.0 + z2 / m
-        centre = (p + z2 / (2 * m)) / denom
-        half = z * np.sqrt(p * (1 - p) / m + z2 / (4 * m * m)) / denom
-        lo = np.where(m > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
-        hi = np.where(m > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
-    return lo, hi
+    return wilson_interval_z(k, m, _z(confidence))
 
 
 def newcombe_diff_interval(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray,
@@ -202,16 +193,7 @@ def newcombe_diff_interval(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: n
 
     Returns ``(difference, low, high)``, NaN where either denominator is 0.
     """
-    k1, m1, k2, m2 = (np.asarray(a, dtype=float) for a in (k1, m1, k2, m2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p1, p2 = k1 / m1, k2 / m2
-    l1, u1 = wilson_interval(k1, m1, confidence)
-    l2, u2 = wilson_interval(k2, m2, confidence)
-    d = p1 - p2
-    lo = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-    hi = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-    bad = (m1 <= 0) | (m2 <= 0)
-    return (np.where(bad, np.nan, d), np.where(bad, np.nan, lo), np.where(bad, np.nan, hi))
+    return newcombe_interval_z(k1, m1, k2, m2, _z(confidence))
 
 
 def katz_ratio_interval(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray,
@@ -313,8 +295,6 @@ def ratio_interval(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarra
     >>> float(r[0]), round(float(lo[0]), 4), round(float(hi[0]), 4)
     (0.0, 0.0052, 1.6016)
     """
-    from .inference import katz_interval_z  # the one implementation of the corrected interval
-
     k1, m1, k2, m2 = (np.asarray(a, dtype=float) for a in (k1, m1, k2, m2))
     ok = (m1 > 0) & (m2 > 0)
     lo, hi = katz_interval_z(k1, m1, k2, m2, _z(confidence))
