@@ -5,9 +5,10 @@ group is *demonstrated inside* the tolerance or *significantly beyond* it. Both 
 the same two-sided interval: at confidence ``1 - a`` the interval lies wholly inside the
 tolerance (demonstrated), wholly beyond it (violation), or across its edge (undecided). The
 p-value of a group is the smallest ``a`` at which its interval decides (found by inverting the
-interval: Newcombe's hybrid score interval for a difference, by bisection on z; the Katz log
-interval for a ratio, in closed form). A wrong decision needs an interval that misses the true
-value, so the p-value is valid for either kind of decision.
+interval: Newcombe's hybrid score interval for a difference, by bisection on z; Koopman's score
+interval for a ratio, in closed form, as the score statistic at the tolerance's edge). A wrong
+decision needs an interval that misses the true value, so the p-value is valid for either kind
+of decision.
 
 Comparing many groups at once finds chance gaps, so the decisions of one family (by default
 the groups of one sensitive attribute, or of the intersection) are made with **Holm's step-down
@@ -29,8 +30,8 @@ import numpy as np
 from scipy.stats import norm
 
 __all__ = ["decision_pvalues", "holm_adjust", "holm_levels", "katz_interval_z",
-           "min_detectable_difference", "newcombe_interval_z", "wilson_interval_z",
-           "z_of_level"]
+           "koopman_interval_z", "koopman_ratio_pvalue", "min_detectable_difference",
+           "newcombe_interval_z", "wilson_interval_z", "z_of_level"]
 
 #: the continuity correction added to every cell of the 2x2 when a numerator is 0 (Haldane 1956,
 #: Anscombe 1956), so that the log ratio and its interval are defined
@@ -39,8 +40,8 @@ HALDANE = 0.5
 METHODS = {
     "multiplicity": "Holm's step-down procedure (Holm 1979) over the comparisons of each family",
     "pvalue": "inversion of the decision interval (the smallest level at which it decides)",
-    "ratio_zero": "Katz log interval with the Haldane-Anscombe correction (0.5 added to each "
-                  "cell) when a numerator is 0",
+    "ratio": "Koopman (1984) score interval of the ratio (statsmodels' method='score'): no "
+             "continuity correction, defined when a count is 0, always holds the observed ratio",
     "detectable": "smallest difference a two-sided z-test at the decision level detects with "
                   "80% power (normal approximation, variance at the reference rate)",
 }
@@ -112,6 +113,96 @@ def katz_interval_z(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarr
         return np.exp(log_r - z * se), np.exp(log_r + z * se)
 
 
+# -- a ratio with a zero count: Koopman's score interval ----------------------------------------
+
+def _koopman_statistic(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray,
+                       theta: np.ndarray) -> np.ndarray:
+    """Koopman's (1984) score statistic of H0: p1 / p2 = theta (arrays broadcast).
+
+    ``(p1 - theta p2) / sqrt(q1 (1 - q1) / m1 + theta^2 q2 (1 - q2) / m2)`` with (q1, q2) the
+    maximum-likelihood rates under H0 (q1 = theta q2; q2 the root in [0, 1] of
+    ``(m1 + m2) theta q^2 - (m1 theta + k1 + m2 + k2 theta) q + k1 + k2``, Miettinen &
+    Nurminen 1985, written without cancellation), without Miettinen–Nurminen's
+    ``n / (n - 1)`` factor. Decreasing in theta; NaN where k1 + k2 = 0.
+    """
+    n = m1 + m2
+    c = k1 + k2
+    a = n * theta
+    b = -(m1 * theta + k1 + m2 + k2 * theta)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        q2 = 2.0 * c / (np.sqrt(np.maximum(b * b - 4.0 * a * c, 0.0)) - b)
+        q1 = theta * q2
+        var = q1 * (1.0 - q1) / m1 + theta * theta * q2 * (1.0 - q2) / m2
+        return (k1 / m1 - theta * k2 / m2) / np.sqrt(var)
+
+
+def koopman_interval_z(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray,
+                       z: np.ndarray | float, *, iterations: int = 90
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Koopman's score interval of p1 / p2 at a z per group.
+
+    See :func:`lea_ai_audit.stats.koopman_ratio_interval`.
+
+    The set of ratios theta whose score statistic satisfies ``|Z(theta)| <= z``, found by
+    vectorised bisection on log(theta) in [-40, 40]. The low end is 0 where k1 = 0 and the
+    high end is ``inf`` where k2 = 0; (0, inf) where both are 0; NaN where a denominator is 0.
+    """
+    k1, m1, k2, m2 = (np.asarray(a, dtype=float) for a in (k1, m1, k2, m2))
+    shape = np.broadcast_shapes(k1.shape, m1.shape, k2.shape, m2.shape, np.shape(z))
+    k1, m1, k2, m2, z = (np.broadcast_to(a, shape) for a in (k1, m1, k2, m2,
+                                                              np.asarray(z, dtype=float)))
+    valid = (m1 > 0) & (m2 > 0)
+    # the bisection runs on a defined table everywhere (a stand-in 1/2 vs 1/2 where a
+    # denominator or both numerators are 0); the ends that are 0 or inf are set afterwards
+    stand_in = ~valid | (k1 + k2 <= 0)
+    a1, n1 = np.where(stand_in, 1.0, k1), np.where(stand_in, 2.0, m1)
+    a2, n2 = np.where(stand_in, 1.0, k2), np.where(stand_in, 2.0, m2)
+    bounds = []
+    for target in (z, -z):  # Z(low) = z, Z(high) = -z: Z decreases in theta
+        lo_t = np.full(shape, -40.0)
+        hi_t = np.full(shape, 40.0)
+        for _ in range(iterations):
+            mid = (lo_t + hi_t) / 2
+            reached = _koopman_statistic(a1, n1, a2, n2, np.exp(mid)) <= target
+            hi_t = np.where(reached, mid, hi_t)
+            lo_t = np.where(reached, lo_t, mid)
+        bounds.append(np.exp((lo_t + hi_t) / 2))
+    lo = np.where(k1 > 0, bounds[0], 0.0)
+    hi = np.where(k2 > 0, bounds[1], np.inf)
+    return np.where(valid, lo, np.nan), np.where(valid, hi, np.nan)
+
+
+
+def koopman_ratio_pvalue(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray, *,
+                         boundary: np.ndarray | float) -> np.ndarray:
+    """Two-sided level at which Koopman's ratio interval just touches ``boundary``.
+
+    Closed form: ``2 (1 - Phi(|Z(boundary)|))`` with Z the score statistic, because the
+    interval at a given z is ``{theta : |Z(theta)| <= z}``: at confidence ``1 - p`` its end
+    nearest to the boundary equals it, and at any higher confidence the interval contains it.
+    So p is the p-value of "the ratio lies beyond ``boundary``, on the side of the observed
+    ratio" read as a two-sided interval (a one-sided test at p / 2). Equal to statsmodels'
+    ``score_test_proportions_2indep(..., value=boundary, compare="ratio",
+    correction=False).pvalue``. 1 where both numerators are 0 (the interval is always
+    [0, inf)); NaN where a denominator is 0. ``boundary`` must be positive.
+
+    Examples
+    --------
+    >>> p = koopman_ratio_pvalue(np.array([0]), np.array([10]), np.array([5]), np.array([5000]),
+    ...                          boundary=0.8)
+    >>> round(float(p[0]), 4)
+    0.9287
+    """
+    k1, m1, k2, m2 = (np.asarray(a, dtype=float) for a in (k1, m1, k2, m2))
+    b = np.asarray(boundary, dtype=float)
+    if not np.all(b > 0):
+        raise ValueError(f"boundary must be a positive ratio, got {boundary!r}")
+    valid = (m1 > 0) & (m2 > 0)
+    stat = _koopman_statistic(k1, np.where(valid, m1, 1.0), k2, np.where(valid, m2, 1.0), b)
+    p = np.where(k1 + k2 > 0, np.minimum(2.0 * norm.sf(np.abs(stat)), 1.0), 1.0)
+    return np.where(valid, p, np.nan)
+
+
 def _invert(endpoint, boundary: np.ndarray, start: np.ndarray, z_max: float = 38.0,
             iterations: int = 64) -> np.ndarray:
     """z at which ``endpoint(z)`` (monotone, equal to ``start`` at z = 0) reaches ``boundary``;
@@ -160,14 +251,16 @@ def decision_pvalues(k: np.ndarray, m: np.ndarray, k_ref: float, m_ref: float, *
         p_out = np.where(ok, p_out, np.minimum(p_out, 2 * norm.sf(z_beyond)))
         inside &= ok
     if min_ratio is not None:
-        bound = abs(float(np.log(min_ratio)))
-        log_r, se = _log_ratio(k, m, kr, mr)
-        ok = np.abs(log_r) <= bound
+        r0 = float(min_ratio)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z_r = np.abs(bound - np.abs(log_r)) / se
-        z_r = np.where(np.isfinite(z_r), z_r, 0.0)
-        p_in = np.maximum(p_in, np.where(ok, 2 * norm.sf(z_r), 1.0))
-        p_out = np.where(ok, p_out, np.minimum(p_out, 2 * norm.sf(z_r)))
+            ratio = np.where(kr > 0, (k / m) / (kr / mr), np.where(k > 0, np.inf, np.nan))
+        ok = (ratio >= r0) & (ratio <= 1 / r0)  # NaN (both rates 0): not inside
+        p_low = koopman_ratio_pvalue(k, m, kr, mr, boundary=r0)
+        p_high = koopman_ratio_pvalue(k, m, kr, mr, boundary=1 / r0)
+        # inside: both edges must be excluded; beyond: the edge on the observed side
+        p_in = np.maximum(p_in, np.where(ok, np.maximum(p_low, p_high), 1.0))
+        p_beyond = np.where(np.isnan(ratio), 1.0, np.where(ratio < r0, p_low, p_high))
+        p_out = np.where(ok, p_out, np.minimum(p_out, p_beyond))
         inside &= ok
     p = np.where(inside, p_in, p_out)
     return inside, np.where((m > 0) & (mr > 0), p, np.nan)

@@ -7,7 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import confint_proportions_2indep, power_proportions_2indep
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    power_proportions_2indep,
+    score_test_proportions_2indep,
+)
 
 from lea_ai_audit.checks import get_check
 from lea_ai_audit.context import AuditContext
@@ -15,7 +19,7 @@ from lea_ai_audit.inference import (
     decision_pvalues,
     holm_adjust,
     holm_levels,
-    katz_interval_z,
+    koopman_interval_z,
     min_detectable_difference,
     newcombe_interval_z,
     z_of_level,
@@ -70,17 +74,37 @@ def test_difference_pvalue_inverts_the_newcombe_interval(k1, m1, k2, m2, tol) ->
     assert (olo[0], ohi[0]) == pytest.approx((lo, hi), abs=1e-12)
 
 
-def test_ratio_pvalue_inverts_the_katz_interval() -> None:
+def test_ratio_pvalue_inverts_the_koopman_interval() -> None:
+    """Beyond: p is the level at which the score interval's near end reaches the edge (1.25);
+    inside: the larger of the two edges' score-test p-values (both must be excluded)."""
     k1, m1, k2, m2 = 40, 100, 20, 100
     inside, p = decision_pvalues(np.array([k1]), np.array([m1]), k2, m2, min_ratio=0.8)
     assert not inside[0]
-    lo, _ = confint_proportions_2indep(k1, m1, k2, m2, method="log", compare="ratio",
-                                       alpha=float(p[0]))
-    assert lo == pytest.approx(1.25, abs=1e-9)
-    a, b = katz_interval_z(np.array([k1]), np.array([m1]), np.array([k2]), np.array([m2]),
-                           z_of_level(0.05))
-    want = confint_proportions_2indep(k1, m1, k2, m2, method="log", compare="ratio")
-    assert (a[0], b[0]) == pytest.approx(want, rel=1e-12)
+    lo, _ = confint_proportions_2indep(k1, m1, k2, m2, method="score", compare="ratio",
+                                       correction=False, alpha=float(p[0]))
+    assert lo == pytest.approx(1.25, rel=1e-6)
+    a, b = koopman_interval_z(np.array([k1]), np.array([m1]), np.array([k2]), np.array([m2]),
+                              z_of_level(0.05))
+    want = confint_proportions_2indep(k1, m1, k2, m2, method="score", compare="ratio",
+                                      correction=False)
+    assert (a[0], b[0]) == pytest.approx(want, rel=1e-7)
+    inside, p = decision_pvalues(np.array([300]), np.array([1000]), 310, 1000, min_ratio=0.8)
+    assert inside[0]
+    want = max(score_test_proportions_2indep(300, 1000, 310, 1000, value=v, compare="ratio",
+                                             correction=False).pvalue for v in (0.8, 1.25))
+    assert p[0] == pytest.approx(want, rel=1e-9)
+
+
+def test_ratio_decision_with_a_zero_count() -> None:
+    """0 events in 10 against 20 in 5000: the ratio 0 is beyond 0.8 but nothing is shown (the
+    old Katz+Haldane interval put such a 0 far above the edge)."""
+    inside, p = decision_pvalues(np.array([0, 0]), np.array([10, 5000]), 20, 5000, min_ratio=0.8)
+    assert not inside.any()
+    assert p[0] > 0.5  # 0/10 is what a rate of 1 in 1000 gives 99% of the time
+    assert p[1] < 0.05  # 0/5000 against 20/5000 is evidence of a lower rate
+    want = score_test_proportions_2indep(0, 5000, 20, 5000, value=0.8, compare="ratio",
+                                         correction=False).pvalue
+    assert p[1] == pytest.approx(want, rel=1e-9)
 
 
 def test_detectable_difference_has_the_stated_power() -> None:

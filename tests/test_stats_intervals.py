@@ -25,7 +25,6 @@ from lea_ai_audit.stats import (
     auc_interval,
     clopper_pearson_interval,
     group_auc_delong,
-    katz_ratio_interval,
     koopman_interval_z,
     koopman_ratio_interval,
     koopman_ratio_pvalue,
@@ -93,21 +92,27 @@ def test_auc_intervals_by_hand():
     assert (d, lo, hi) == pytest.approx((0.1, 0.1 - half, 0.1 + half))
 
 
-def test_ratio_interval_equals_katz_without_zeros_and_hand_with_zero():
+def test_ratio_interval_is_koopman_score_with_and_without_zeros():
+    """Equal to statsmodels' score interval where that is defined; with a zero count, the
+    interval holds the observed ratio and its open end is 0 or inf."""
     k1, m1, k2, m2 = np.array([3, 10]), np.array([40, 50]), np.array([7, 20]), np.array([60, 55])
-    ours, katz = ratio_interval(k1, m1, k2, m2), katz_ratio_interval(k1, m1, k2, m2)
-    for a, b in zip(ours, katz, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12)
+    r, lo, hi = ratio_interval(k1, m1, k2, m2)
+    for i in range(2):
+        want = confint_proportions_2indep(int(k1[i]), int(m1[i]), int(k2[i]), int(m2[i]),
+                                          compare="ratio", method="score", correction=False)
+        assert (lo[i], hi[i]) == pytest.approx(want, rel=1e-7)
+        assert r[i] == pytest.approx((k1[i] / m1[i]) / (k2[i] / m2[i]), rel=1e-12)
     r, lo, hi = ratio_interval(np.array([0, 5, 0, 1]), np.array([50, 50, 50, 0]),
                                np.array([5, 0, 0, 1]), np.array([50, 50, 50, 10]))
-    log_r = np.log(0.5 / 5.5)
-    se = np.sqrt(1 / 0.5 - 1 / 51 + 1 / 5.5 - 1 / 51)
-    z = norm.ppf(0.975)
     assert r[0] == 0.0 and r[1] == np.inf and np.isnan(r[2]) and np.isnan(r[3])
-    assert (lo[0], hi[0]) == pytest.approx((np.exp(log_r - z * se), np.exp(log_r + z * se)))
-    assert (lo[1], hi[1]) == pytest.approx((np.exp(-log_r - z * se), np.exp(-log_r + z * se)))
+    assert lo[0] == 0.0 and 0 < hi[0] < np.inf and 0 < lo[1] < np.inf and hi[1] == np.inf
+    assert (lo[2], hi[2]) == (0.0, np.inf)
     assert np.isnan(lo[3]) and np.isnan(hi[3])
-
+    # the finite ends are where the score test at that ratio has p = 0.05 (statsmodels)
+    for bound, (a1, n1, a2, n2) in ((hi[0], (0, 50, 5, 50)), (lo[1], (5, 50, 0, 50))):
+        p = score_test_proportions_2indep(a1, n1, a2, n2, value=float(bound),
+                                          compare="ratio", correction=False).pvalue
+        assert p == pytest.approx(0.05, abs=1e-6)
 
 
 # -- DeLong against a published implementation ------------------------------------------------
@@ -264,12 +269,9 @@ def test_koopman_coverage_where_counts_are_often_zero(m1, m2, p1, p2, least):
     assert _ratio_coverage(koopman_ratio_interval, m1, m2, p1, p2) > least
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ratio_interval's Haldane-Anscombe correction adds 0.5 to a group of 10 (+0.045 to its "
-    "rate) and to a reference of 2000 (+0.00025): with k1 = 0 the interval lies far above 1 "
-    "(0/10 vs 5/5000 gives [2.43, 703] around an observed ratio of 0); exact 95% coverage at "
-    "p1 = p2 = 0.001 is 0.05. koopman_ratio_interval covers 0.99 there."))
 def test_ratio_interval_covers_when_a_small_group_has_no_event():
+    """The Katz interval with the Haldane-Anscombe correction, used before, gave [2.43, 703]
+    here, around an observed ratio of 0 (exact coverage 0.05); Koopman's holds the ratio."""
     r, lo, hi = ratio_interval(np.array([0]), np.array([10]), np.array([5]), np.array([5000]))
     assert lo[0] <= r[0] <= hi[0]
     assert _ratio_coverage(ratio_interval, 10, 2000, 0.001, 0.001) > 0.9

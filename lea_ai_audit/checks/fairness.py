@@ -28,7 +28,7 @@ from ..inference import (
     decision_pvalues,
     holm_adjust,
     holm_levels,
-    katz_interval_z,
+    koopman_interval_z,
     min_detectable_difference,
     newcombe_interval_z,
     z_of_level,
@@ -129,7 +129,7 @@ def compare_groups(ctx: AuditContext, grouping: Grouping, metric: str,
     ref = grouping.reference
     lo, hi = wilson_interval(k, m, confidence)
     d, dlo, dhi = newcombe_diff_interval(k, m, k[ref], m[ref], confidence)
-    # the interval is defined when a count is 0 (the Haldane-Anscombe correction)
+    # Koopman's score interval: defined when a count is 0, it always holds the observed ratio
     r, rlo, rhi = ratio_interval(k, m, k[ref], m[ref], confidence)
     return {"n": counts.n, "k": k, "m": m, "value": counts.rate(metric), "lo": lo, "hi": hi,
             "diff": d, "diff_lo": dlo, "diff_hi": dhi, "ratio": r, "ratio_lo": rlo,
@@ -324,7 +324,8 @@ class Disparity(Check):
             r, rlo, rhi = _f(t["ratio"][i]), _f(t["dec_ratio_lo"][i]), _f(t["dec_ratio_hi"][i])
             shown = ("infinite (the reference group's rate is 0)" if t["ratio"][i] == np.inf
                      else _fmt(r))
-            parts.append(f"ratio {shown} [{_fmt(rlo)}, {_fmt(rhi)}] vs "
+            high = "inf" if t["dec_ratio_hi"][i] == np.inf else _fmt(rhi)
+            parts.append(f"ratio {shown} [{_fmt(rlo)}, {high}] vs "
                          f"[{self.min_ratio:.2f}, {1 / self.min_ratio:.2f}]")
         level = f"at {t['dec_conf'][i]:.2%}"
         text = "; ".join(parts)
@@ -387,7 +388,7 @@ class Disparity(Check):
             z = z_of_level(a)
             _, t["dec_diff_lo"], t["dec_diff_hi"] = newcombe_interval_z(
                 t["k"], t["m"], t["k"][ref], t["m"][ref], z)
-            t["dec_ratio_lo"], t["dec_ratio_hi"] = katz_interval_z(
+            t["dec_ratio_lo"], t["dec_ratio_hi"] = koopman_interval_z(
                 t["k"], t["m"], t["k"][ref], t["m"][ref], z)
             t["dec_conf"] = 1.0 - a
             t["detectable"] = min_detectable_difference(
@@ -445,7 +446,9 @@ class Disparity(Check):
                 f"{g.labels[ref]!r} ({g.reference_source}); the reference row is not compared "
                 f"with itself. Plain {self.confidence:.0%} intervals (ci_*, diff_ci_*, "
                 f"ratio_ci_*): rate — {INTERVAL_METHODS['rate']}; difference — "
-                f"{INTERVAL_METHODS['difference']}; ratio — {METHODS['ratio_zero']}. The "
+                f"{INTERVAL_METHODS['difference']}; ratio — {INTERVAL_METHODS['ratio']} (an "
+                f"empty ratio_ci_high / decision_ratio_high is unbounded: the reference "
+                f"group's count is 0). The "
                 f"verdict reads the decision interval (decision_*), at the level "
                 + ({"holm": METHODS["multiplicity"], "bonferroni": "Bonferroni's correction",
                     "none": "of each comparison alone"}[method] if self.decision_rule != "point"

@@ -8,7 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    proportion_confint,
+    score_test_proportions_2indep,
+)
 
 from lea_ai_audit import audit
 from lea_ai_audit.checks import make_check
@@ -309,17 +313,17 @@ def test_reference_group_and_reported_differences_equal_hand_values(metric, refe
             continue
         assert res.metrics[f"{metric}_diff/g/{g}"] == pytest.approx(k / m - k_ref / m_ref)
         assert res.metrics[f"{metric}_ratio/g/{g}"] == pytest.approx((k / m) / (k_ref / m_ref))
-        # the reported intervals equal statsmodels' Newcombe and Katz log intervals
+        # the reported intervals equal statsmodels' Newcombe and Koopman score intervals
         dlo, dhi = confint_proportions_2indep(k, m, k_ref, m_ref, method="newcomb")
-        rlo, rhi = confint_proportions_2indep(k, m, k_ref, m_ref, method="log",
-                                              compare="ratio")
+        rlo, rhi = confint_proportions_2indep(k, m, k_ref, m_ref, method="score",
+                                              compare="ratio", correction=False)
         assert t[g]["diff_ci_low"] == pytest.approx(dlo, abs=5.1e-5)
         assert t[g]["diff_ci_high"] == pytest.approx(dhi, abs=5.1e-5)
         assert t[g]["ratio_ci_low"] == pytest.approx(rlo, abs=5.1e-5)
         assert t[g]["ratio_ci_high"] == pytest.approx(rhi, abs=5.1e-5)
     # the verdicts: Holm's step-down over the 2 comparisons, done here with statsmodels'
     # intervals: at level alpha / (k - r) (r = violations found so far) a group whose Newcombe
-    # (or Katz log) interval lies wholly beyond the tolerance is a violation; repeat until
+    # (or Koopman score) interval lies wholly beyond the tolerance is a violation; repeat until
     # none is added. Beyond by point estimate only: inconclusive.
     others = [g for g in counts if g != ref]
 
@@ -327,8 +331,8 @@ def test_reference_group_and_reported_differences_equal_hand_values(metric, refe
         k, m = hand_fraction(counts[g], metric)
         d, r = k / m - k_ref / m_ref, (k / m) / (k_ref / m_ref)
         alo, ahi = confint_proportions_2indep(k, m, k_ref, m_ref, method="newcomb", alpha=alpha)
-        arlo, arhi = confint_proportions_2indep(k, m, k_ref, m_ref, method="log",
-                                                compare="ratio", alpha=alpha)
+        arlo, arhi = confint_proportions_2indep(k, m, k_ref, m_ref, method="score",
+                                                compare="ratio", correction=False, alpha=alpha)
         return bool((abs(d) > 0.05 and (alo > 0.05 or ahi < -0.05))
                     or ((r < 0.8 or r > 1.25) and (arhi < 0.8 or arlo > 1.25)))
 
@@ -481,7 +485,7 @@ def test_group_metrics_states_the_confidence_level_it_used():
     assert "57% Wilson" in ev.description
 
 
-def test_infinite_ratio_has_a_haldane_interval_and_fails_when_significant():
+def test_infinite_ratio_has_a_score_interval_and_fails_when_significant():
     import pandas as pd
     # reference group "r": 60 negatives, none flagged (FPR 0); group "g": 60 negatives, 30 flagged
     df = pd.DataFrame({"y": [0] * 120, "p": [0] * 60 + [1] * 30 + [0] * 30,
@@ -493,12 +497,13 @@ def test_infinite_ratio_has_a_haldane_interval_and_fails_when_significant():
                 min_group_size=10)
     assert point.status.value == "fail" and "infinite" in point.message
     sig = run(ctx, "fairness.disparity", metric="fpr", min_ratio=0.8, min_group_size=10)
-    # the ratio 0.5 / 0 is infinite, but its interval is defined: the Katz log interval with
-    # 0.5 added to each cell (Haldane-Anscombe), by hand: log((30.5/61) / (0.5/61)) ± z se
+    # the ratio 0.5 / 0 is infinite, and so is its interval's upper end (Koopman's score
+    # interval, no continuity correction); its lower end is where the score test gives 0.05
     assert sig.status.value == "fail" and "infinite" in sig.message
     row = table(sig, "fpr:s")["g"]
-    se = np.sqrt(1 / 30.5 - 1 / 61 + 1 / 0.5 - 1 / 61)
-    z = 1.959963984540054
-    assert row["ratio_ci_low"] == pytest.approx(np.exp(np.log(61.0) - z * se), abs=5.1e-5)
-    assert row["ratio_ci_high"] == pytest.approx(np.exp(np.log(61.0) + z * se), abs=5.1e-5)
+    p_at_low = score_test_proportions_2indep(30, 60, 0, 60, value=row["ratio_ci_low"],
+                                             compare="ratio", correction=False).pvalue
+    assert p_at_low == pytest.approx(0.05, abs=1e-3)
+    assert row["ratio_ci_high"] is None and row["decision_ratio_high"] is None  # unbounded
+    assert row["ratio_ci_low"] > 1.25 and "inf]" in sig.message
     assert row["ratio"] is None and row["verdict"] == "violation"
