@@ -237,9 +237,12 @@ class Job:
             raise BackgroundUnavailable(f"no answer within {timeout:g} s") from None
         finally:
             self.close()
-        if msg is None:
-            raise BackgroundUnavailable(
-                f"the worker process ended (exit code {self._worker.proc.poll()})")
+        if msg is None:  # its pipe closed: the process is ending, its exit code may lag
+            try:
+                code = self._worker.proc.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                code = None
+            raise BackgroundUnavailable(f"the worker process ended (exit code {code})")
         _, ok, value, seconds = msg
         self.seconds = float(seconds)
         if not ok:
