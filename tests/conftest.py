@@ -30,8 +30,11 @@ def _mlflow_global_state():
 
     ``mlflow.set_tracking_uri``/``set_experiment``/``start_run`` keep module-level globals that
     outlive a test's ``monkeypatch`` of MLFLOW_TRACKING_URI: one test's registry would otherwise
-    receive the next test's runs (order-dependent failures).
+    receive the next test's runs (order-dependent failures). ``set_experiment`` also writes
+    MLFLOW_EXPERIMENT_ID into the environment (for subprocesses), where a later test's
+    MLFLOW_EXPERIMENT_NAME on another server then contradicts it.
     """
+    saved_env = os.environ.get("MLFLOW_EXPERIMENT_ID")
     mods = {}
     if "mlflow" in sys.modules:
         from mlflow.tracking import fluent
@@ -42,6 +45,10 @@ def _mlflow_global_state():
     saved = ((mods["t"]._tracking_uri, mods["r"]._registry_uri, mods["f"]._active_experiment_id)
              if mods else (None, None, None))
     yield
+    if saved_env is None:
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    else:
+        os.environ["MLFLOW_EXPERIMENT_ID"] = saved_env
     if "mlflow" not in sys.modules:
         return
     import mlflow
