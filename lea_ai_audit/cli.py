@@ -389,7 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prediction-col", help="column with the tool's decision (0/1)")
     p.add_argument("--score-col", help="column with the tool's risk score")
     p.add_argument("--threshold", type=float, default=0.5,
-                   help="with --score-col alone: decision = score >= threshold (default 0.5)")
+                   help="flag a case when score >= threshold (a score exactly at it is "
+                        "flagged): with --score-col alone, or a --model's predict_proba "
+                        "(default 0.5, for probabilities: give scores on another scale, "
+                        "e.g. 0-100, their own cut-off)")
     p.add_argument("--positive-label", help="the target's positive value if not 0/1")
     p.add_argument("--sensitive", action="append", required=True,
                    help="a sensitive attribute column (repeatable)")

@@ -34,6 +34,19 @@ __all__ = ["AuditContext", "Grouping"]
 MISSING_GROUP = "(missing)"
 INTERSECTION_SEP = " & "
 
+#: The one decision rule of the audit: a case is flagged (positive decision) when its score is
+#: at least the threshold, ``score >= threshold``; a score exactly at the threshold is flagged.
+#: It applies to ``score=`` alone and to ``model=`` whose ``predict()`` is the cut of
+#: ``predict_proba`` at 0.5 (see :meth:`AuditContext.build`).
+DEFAULT_THRESHOLD = 0.5
+#: scores within this distance of 0.5 are ties when ``predict()`` is compared with the cut of
+#: ``predict_proba`` at 0.5 (argmax and ``decision_function > 0`` break ties differently)
+TIE_TOLERANCE = 1e-9
+#: a sensitive attribute of at least ID_LIKE_MIN_ROWS rows with more distinct values than
+#: ID_LIKE_SHARE of its rows looks like an identifier (a case number, a date of birth), not a group
+ID_LIKE_MIN_ROWS = 20
+ID_LIKE_SHARE = 0.5
+
 
 @dataclass(frozen=True)
 class Grouping:
@@ -71,6 +84,77 @@ def _first_na_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _check_threshold(threshold: Any) -> float:
+    """``threshold`` as a float; a typed error if it is not a finite number."""
+    import numbers
+
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real):
+        raise E.InputError(E.THRESHOLD_NOT_NUMBER.format(got=repr(threshold)), E.THRESHOLD_FIX)
+    value = float(threshold)
+    if not np.isfinite(value):
+        raise E.InputError(E.THRESHOLD_NOT_FINITE.format(value=value), E.THRESHOLD_FIX)
+    return value
+
+
+def _threshold_unused(threshold: float, why: str, fix: str) -> None:
+    """Refuse a threshold other than the default where no decision is derived from it."""
+    if threshold != DEFAULT_THRESHOLD:
+        raise E.InputError(E.THRESHOLD_UNUSED.format(threshold=threshold, why=why), fix)
+
+
+def _threshold_unused_with_prediction(threshold: float, prediction: str) -> None:
+    """A prediction column makes the decisions: a threshold other than the default is refused."""
+    _threshold_unused(threshold, f"the decisions are prediction column {prediction!r}",
+                      "drop threshold= (--threshold), or drop prediction= (--prediction-col) to "
+                      "flag the cases whose score >= threshold")
+
+
+def _check_score_scale(lo: float, hi: float, threshold: float, *, what: str) -> None:
+    """The threshold must fit the scores it cuts (``lo``..``hi``, both finite).
+
+    Scores outside [0, 1] with the default threshold 0.5 (a probability cut-off): refused, the
+    cut-off must be given on the scores' scale. Probabilities (within [0, 1]) with a threshold
+    outside [0, 1]: refused, every case or none would be flagged.
+    """
+    if lo < 0.0 or hi > 1.0:
+        if threshold == DEFAULT_THRESHOLD:
+            raise E.DataError(E.SCORES_NOT_PROBABILITIES.format(what=what, lo=lo, hi=hi),
+                              E.SCORES_NOT_PROBABILITIES_FIX)
+    elif not 0.0 <= threshold <= 1.0:
+        effect = "no case would be flagged" if threshold > 1.0 else "every case would be flagged"
+        raise E.InputError(E.THRESHOLD_OUT_OF_RANGE.format(
+            threshold=threshold, what=what, lo=lo, hi=hi, effect=effect),
+            E.THRESHOLD_OUT_OF_RANGE_FIX)
+
+
+def _check_finite_scores(scores: np.ndarray, *, name: str | None) -> None:
+    """Refuse infinite scores (NaN is refused before, as a missing value), naming the row."""
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        if name is None:  # the model's own scores
+            what = "NaN" if np.isnan(scores[bad]).all() else "non-finite"
+            raise E.ModelError(E.MODEL_NOT_FINITE.format(count=int(bad.sum()), what=what,
+                                                         row=_first_na_row(bad)),
+                               E.MODEL_NOT_FINITE_FIX)
+        raise E.DataError(E.NOT_FINITE.format(role="score", name=name, count=int(bad.sum()),
+                                              row=_first_na_row(bad)), E.NOT_FINITE_FIX)
+
+
+def _check_group_count(name: str, labels: Sequence[str], n_rows: int) -> None:
+    """A sensitive attribute must split the rows into groups that can be compared.
+
+    One group only: nothing to compare. More distinct values than ``ID_LIKE_SHARE`` of the
+    rows (with at least ``ID_LIKE_MIN_ROWS`` rows): an identifier, not a group.
+    """
+    n_groups = len(labels)
+    if n_groups < 2:
+        label = "every value missing" if labels[0] == MISSING_GROUP else repr(labels[0])
+        raise E.DataError(E.ONE_GROUP.format(name=name, label=label), E.ONE_GROUP_FIX)
+    if n_rows >= ID_LIKE_MIN_ROWS and n_groups > ID_LIKE_SHARE * n_rows:
+        raise E.DataError(E.ID_LIKE.format(name=name, groups=n_groups, rows=n_rows),
+                          E.ID_LIKE_FIX)
+
+
 def _binary(values: pd.Series, role: str, name: str, positive_label: Any) -> tuple[np.ndarray, Any]:
     """0/1 int8 array from a label-like column; returns it and the positive value used."""
     na = values.isna().to_numpy()
@@ -92,18 +176,53 @@ def _binary(values: pd.Series, role: str, name: str, positive_label: Any) -> tup
                               f"{name!r} (values: {shown})", "pass one of the values it holds")
         if len(uniq) > 2:
             raise E.DataError(E.NOT_BINARY.format(role=role, name=name,
-                                                  found=f"{len(uniq)} distinct values"),
-                              "audit one outcome at a time: recode it as positive vs the rest")
+                                                  found=f"values {_shown_values(uniq)}"),
+                              "audit one outcome at a time: recode it as 0/1 yourself (1 = "
+                              f"{positive_label!r}, 0 = the other values), so that the audit "
+                              "compares what you mean")
         return (values.to_numpy() == positive_label).astype(np.int8), positive_label
     if pd.api.types.is_bool_dtype(values):
         return values.to_numpy().astype(np.int8), True
     if pd.api.types.is_numeric_dtype(values) and set(np.unique(uniq).tolist()) <= {0, 1}:
         return values.to_numpy().astype(np.int8), 1
     found = ", ".join(repr(u) for u in uniq.tolist()[:6]) + (", ..." if len(uniq) > 6 else "")
-    fix = E.NOT_BINARY_FIX
+    fix = E.NOT_BINARY_FIX if len(uniq) <= 2 else E.MULTICLASS_FIX
     if pd.api.types.is_float_dtype(values) and len(uniq) > 2:
         fix = "pass 0/1 decisions here; scores belong in score= (--score-col)"
     raise E.DataError(E.NOT_BINARY.format(role=role, name=name, found=f"values {found}"), fix)
+
+
+def _same_label(a: Any, b: Any) -> bool:
+    """Equal labels of the same kind (1 == 1.0 == True; '1' is not 1)."""
+    if isinstance(a, str) != isinstance(b, str):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # pragma: no cover - exotic labels
+        return False
+
+
+def _kind(values: Sequence[Any]) -> str:
+    return "text" if any(isinstance(v, str) for v in values) else "numbers"
+
+
+def _shown_values(values: Sequence[Any], k: int = 6) -> str:
+    vals = [v.item() if isinstance(v, np.generic) else v for v in list(values)[:200]]
+    try:
+        vals = sorted(vals)
+    except TypeError:
+        vals = sorted(vals, key=str)
+    return ", ".join(f"{v:.4g}" if isinstance(v, float) else repr(v) for v in vals[:k]) + (
+        ", ..." if len(values) > k else "")
+
+
+def _label_kinds(model_labels: Sequence[Any], target_labels: Sequence[Any]) -> str:
+    """' (the model's labels are text, the target's numbers)' when that is the mismatch."""
+    if _kind(model_labels) != _kind(target_labels) and \
+            {str(v) for v in model_labels} >= {str(v) for v in target_labels}:
+        return (f" (the model's labels are {_kind(model_labels)}, the target's "
+                f"{_kind(target_labels)})")
+    return ""
 
 
 def _dataframe_digest(df: pd.DataFrame, row_hashes: np.ndarray | None = None) -> str:
@@ -156,6 +275,8 @@ class AuditContext:
         self.distinct: dict[str, tuple[int, int]] = {}
         self.attestations: dict[str, str] = {}
         self.decisions: Any = None  # a lea_ai_audit.decisions.DecisionLog, when given
+        #: how the decisions were made, in words (the report's subject["decision_rule"])
+        self.decision_rule: str | None = None
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -171,7 +292,7 @@ class AuditContext:
         reference: pd.DataFrame | None = None,
         reference_groups: Mapping[str, Any] | None = None,
         features: Sequence[str] | None = None,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
         positive_label: Any = None,
         seed: int = 0,
         attestations: Mapping[str, str] | None = None,
@@ -183,10 +304,44 @@ class AuditContext:
     ) -> AuditContext:
         """Validate the inputs and compute predictions, scores and group codes.
 
+        Parameters
+        ----------
+        threshold : float
+            The decision rule, one for every source of scores: a case is flagged when its
+            score is at least the threshold (``score >= threshold``; a score exactly at the
+            threshold is flagged). It decides the cases of ``score=`` without ``prediction=``,
+            and those of ``model=`` whose ``predict()`` is the cut of ``predict_proba`` at
+            0.5 (scikit-learn's classifiers, LightGBM, XGBoost): there the decision is
+            ``predict_proba[:, positive] >= threshold``, so auditing the model and auditing
+            its exported probabilities with ``score=`` give the same decisions, ties
+            included (``predict()`` itself puts an exact 0.5 on the first class). A model
+            with its own decision rule (a tuned threshold, a custom ``predict``) and a model
+            without ``predict_proba`` are audited on their ``predict()``. The default 0.5 is a
+            cut-off for probabilities: scores outside [0, 1] need their own (e.g. 50 for
+            scores 0-100), and a threshold outside [0, 1] is refused for probabilities. A
+            threshold other than 0.5 that decides nothing (``prediction=`` given, a model
+            with its own rule) is refused rather than ignored. The rule used is the report's
+            ``subject["decision_rule"]``.
+        positive_label : optional
+            The target's positive value when it is not 0/1 or bool. The target must hold two
+            values: a multi-class outcome is refused (recode it as one class vs the rest).
+
         Raises
         ------
         lea_ai_audit.errors.InputError
-            (or a subclass) naming what is wrong and how to fix it.
+            (or a subclass) naming what is wrong and how to fix it: missing columns, missing
+            or infinite values, a non-binary target, a threshold that does not fit the scores,
+            a model whose ``predict()`` does not return the target's labels (a regressor,
+            labels of another type, NaN), a sensitive attribute with one group or with a
+            distinct value in most rows (an identifier).
+
+        Examples
+        --------
+        >>> df = pd.DataFrame({"y": [0, 1, 1, 0], "risk": [0.2, 0.5, 0.9, 0.7],
+        ...                    "g": ["a", "a", "b", "b"]})
+        >>> ctx = AuditContext.build(df, target="y", sensitive="g", score="risk")
+        >>> ctx.y_pred.tolist(), ctx.decision_rule
+        ([0, 1, 1, 1], "flagged when score column 'risk' >= 0.5")
         """
         ctx = cls()
         if not isinstance(data, pd.DataFrame):
@@ -244,7 +399,9 @@ class AuditContext:
         ctx.target = target
         ctx.sensitive = sens
         ctx.seed = int(seed)
-        ctx.threshold = float(threshold)
+        ctx.threshold = _check_threshold(threshold)
+        if prediction is not None:
+            _threshold_unused_with_prediction(ctx.threshold, prediction)
         ctx.reference = reference
         ctx.attestations = dict(attestations or {})
         ctx.decisions = decisions
@@ -284,26 +441,30 @@ class AuditContext:
             raise E.DataError(f"target column {target!r} holds one class only (all {only})",
                               "audit data with both outcomes; error rates need both")
 
+        ctx._target_labels = pd.unique(data[target]).tolist()
         excluded = {target, *sens} | {c for c in (prediction, score) if c}
+        if model is None and score is not None:  # cheap checks of the data before the groups
+            s = data[score]
+            if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+                raise E.DataError(f"score column {score!r} is not numeric",
+                                  "pass the risk score as numbers (higher = more risk)")
+            na = s.isna().to_numpy()
+            if na.any():
+                raise E.DataError(E.MISSING_VALUES.format(role="score", name=score,
+                                                          count=int(na.sum()),
+                                                          row=_first_na_row(na)),
+                                  E.MISSING_VALUES_FIX)
+        ctx._groupings = ctx._make_groupings(reference_groups or {})
         if model is not None:
             ctx.features = ctx._model_features(model, features, excluded)
-            ctx.y_pred, ctx.scores = ctx._predict(model)
+            ctx.y_pred, ctx.scores, ctx.decision_rule = ctx._predict(model)
             ctx.prediction_source = "model"
         else:
             ctx.features = [f for f in (features or []) if f in data.columns]
             ctx.scores = None
             if score is not None:
-                s = data[score]
-                if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-                    raise E.DataError(f"score column {score!r} is not numeric",
-                                      "pass the risk score as numbers (higher = more risk)")
-                na = s.isna().to_numpy()
-                if na.any():
-                    raise E.DataError(E.MISSING_VALUES.format(role="score", name=score,
-                                                              count=int(na.sum()),
-                                                              row=_first_na_row(na)),
-                                      E.MISSING_VALUES_FIX)
-                ctx.scores = s.to_numpy(dtype=float)
+                ctx.scores = data[score].to_numpy(dtype=float)
+                _check_finite_scores(ctx.scores, name=score)
             if prediction is not None:
                 col = data[prediction]
                 textual = not (pd.api.types.is_numeric_dtype(col)
@@ -317,11 +478,13 @@ class AuditContext:
                 pl = ctx.positive_label if textual else None
                 ctx.y_pred, _ = _binary(col, "prediction", prediction, pl)
                 ctx.prediction_source = "prediction"
+                ctx.decision_rule = f"the decisions in prediction column {prediction!r}"
             else:
+                _check_score_scale(float(ctx.scores.min()), float(ctx.scores.max()),
+                                   ctx.threshold, what=f"the scores in column {score!r}")
                 ctx.y_pred = (ctx.scores >= ctx.threshold).astype(np.int8)
                 ctx.prediction_source = f"score >= {ctx.threshold:g}"
-
-        ctx._groupings = ctx._make_groupings(reference_groups or {})
+                ctx.decision_rule = f"flagged when score column {score!r} >= {ctx.threshold:g}"
         return ctx
 
     def _model_features(self, model: Any, features: Sequence[str] | None,
@@ -357,11 +520,17 @@ class AuditContext:
                                "pass features=[...] in the model's order")
         return feats
 
-    def _predict(self, model: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    def _predict(self, model: Any) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """Decisions, scores and the decision rule of ``model`` on the audited rows.
+
+        With ``predict_proba`` and a ``predict()`` that is its cut at 0.5 (up to ties), the
+        decision is ``score >= threshold``, as for ``score=``; otherwise ``predict()``.
+        """
         X = self.data[self.features]
         classes = getattr(model, "classes_", None)
+        threshold = self.threshold
         try:
-            scores = None
+            scores = proba = None
             if hasattr(model, "predict_proba"):
                 proba = np.asarray(model.predict_proba(X))
                 pos = 1
@@ -370,7 +539,9 @@ class AuditContext:
                     if len(hits) == 0:
                         raise E.ModelError(
                             f"the model's classes {list(classes)} do not include the positive "
-                            f"label {self.positive_label!r}", "train the model on this target")
+                            f"label {self.positive_label!r}" + _label_kinds(
+                                list(classes), self._target_labels),
+                            "train the model on this target column as it is")
                     pos = int(hits[0])
                 if proba.ndim != 2 or proba.shape[1] != 2:
                     raise E.ModelError(f"the model gives {proba.shape[-1]} class probabilities",
@@ -378,14 +549,22 @@ class AuditContext:
                 scores = proba[:, pos].astype(float)
             elif hasattr(model, "decision_function"):
                 scores = np.asarray(model.decision_function(X), dtype=float).ravel()
+            if scores is not None:
+                if scores.shape[0] != self.n:
+                    raise E.ModelError(f"the model returned {scores.shape[0]} scores for "
+                                       f"{self.n} rows", "pass a model that scores each row")
+                _check_finite_scores(scores, name=None)  # never a silent negative
             raw = None
-            if scores is not None and classes is not None and _predicts_argmax(model):
+            if proba is not None and classes is not None and _predicts_argmax(model):
                 # predict() would score every row a second time: for model families whose
                 # label is the most probable class, take it from the probabilities, after
-                # checking that on the first rows against predict() itself
+                # checking that on the first rows against predict() itself (ties aside:
+                # argmax and decision_function > 0 may break an exact 0.5 differently)
                 derived = np.asarray(classes)[proba.argmax(axis=1)]
                 k = min(self.n, 5000)
-                if np.array_equal(np.asarray(model.predict(X.iloc[:k])), derived[:k]):
+                clear = np.abs(scores[:k] - 0.5) > TIE_TOLERANCE
+                head = np.asarray(model.predict(X.iloc[:k])).reshape(k, -1)[:, 0]
+                if np.array_equal(head[clear], derived[:k][clear]):
                     raw = derived
             if raw is None:
                 raw = np.asarray(model.predict(X))
@@ -397,14 +576,65 @@ class AuditContext:
                                f"{type(exc).__name__}: {first}",
                                "audit the data the model was trained for (same columns and types)"
                                ) from exc
-        if raw.shape[0] != self.n:
-            raise E.ModelError(f"the model returned {raw.shape[0]} predictions for {self.n} rows",
+        if raw.ndim == 2 and raw.shape[1] == 1:
+            raw = raw[:, 0]
+        if raw.ndim != 1 or raw.shape[0] != self.n:
+            raise E.ModelError(f"the model returned {raw.shape[0]} predictions for {self.n} rows"
+                               if raw.ndim == 1 else
+                               f"the model's predict() returned an array of shape {raw.shape}",
                                "pass a model whose predict returns one label per row")
-        y_pred = (raw == self.positive_label).astype(np.int8)
-        if scores is not None and np.isnan(scores).any():
-            raise E.ModelError("the model returned NaN scores",
-                               "check the model and the features it receives")
-        return y_pred, scores
+        self._check_model_labels(model, raw)
+        own = raw == self.positive_label
+        if proba is not None:
+            tie = np.abs(scores - 0.5) <= TIE_TOLERANCE
+            if np.array_equal(own[~tie], (scores >= 0.5)[~tie]):
+                # predict() is the cut of predict_proba at 0.5: the audit's one rule applies
+                _check_score_scale(0.0, 1.0, threshold, what="the model's scores (predict_proba)")
+                rule = (f"flagged when the model's probability of {self.positive_label!r} >= "
+                        f"{threshold:g}")
+                return (scores >= threshold).astype(np.int8), scores, rule
+            why = ("the model decides with its own predict(), which is not the cut of its "
+                   "predict_proba at 0.5 (a tuned threshold, a custom predict)")
+        else:
+            why = (f"the model ({type(model).__name__}) has no predict_proba: its decisions are "
+                   "its own predict()")
+        _threshold_unused(threshold, why,
+                          "drop threshold= (--threshold) to audit the model's own decisions, or "
+                          "put its scores in a column and pass score= with threshold= "
+                          "(--score-col, --threshold)")
+        return own.astype(np.int8), scores, "the model's own predict()"
+
+    def _check_model_labels(self, model: Any, raw: np.ndarray) -> None:
+        """predict() must return the target's labels: no NaN, no continuous values, no
+        labels of another type (text '1' for a target of numbers 1)."""
+        na = pd.isna(raw)
+        if na.any():
+            raise E.ModelError(E.MODEL_NAN.format(count=int(na.sum()), row=_first_na_row(na)),
+                               E.MODEL_NAN_FIX)
+        uniq = pd.unique(raw).tolist()
+        known = self._target_labels  # two values (the target is binary)
+        bad = uniq if len(uniq) > len(known) else \
+            [u for u in uniq if not any(_same_label(u, t) for t in known)]
+        if not bad:
+            return
+        shown = _shown_values(uniq)
+        labels = _shown_values(known)
+        what = E.MODEL_NOT_LABELS.format(shown=shown, labels=labels)
+        regressor = False
+        try:
+            from sklearn.base import is_regressor
+
+            regressor = bool(is_regressor(model))
+        except Exception:  # not a scikit-learn estimator
+            pass
+        continuous = raw.dtype.kind == "f" and not np.all(np.mod(raw, 1) == 0)
+        if regressor or continuous:
+            raise E.ModelError(f"{what}: continuous values", E.MODEL_REGRESSOR_FIX)
+        as_text = {str(t) for t in known}
+        if all(str(u) in as_text for u in uniq):
+            raise E.ModelError(what, E.MODEL_LABEL_TYPE_FIX.format(
+                model_kind=_kind(uniq), target_kind=_kind(known)))
+        raise E.ModelError(what, E.MODEL_OTHER_LABELS_FIX)
 
     def _make_groupings(self, reference_groups: Mapping[str, Any]) -> list[Grouping]:
         unknown = [a for a in reference_groups if a not in self.sensitive]
@@ -420,6 +650,7 @@ class AuditContext:
             codes, uniques = pd.factorize(col, sort=True, use_na_sentinel=False)
             labels = [MISSING_GROUP if pd.isna(u) else str(u) for u in uniques]
             codes = codes.astype(np.int64)
+            _check_group_count(attr, labels, self.n)
             sizes = np.bincount(codes, minlength=len(labels))
             if attr in reference_groups:
                 want = str(reference_groups[attr])
@@ -643,6 +874,7 @@ class AuditContext:
             "score_column": self.score_col,
             "has_scores": self.scores is not None,
             "threshold": self.threshold,
+            "decision_rule": self.decision_rule,
             "features": list(self.features),
             "model": model,
             "reference_groups": self.reference_groups,

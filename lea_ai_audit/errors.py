@@ -35,6 +35,44 @@ NOT_BINARY = "{role} column {name!r} must hold two values, found {found}"
 NOT_BINARY_FIX = "encode it as 0/1 (1 = the positive outcome) or pass positive_label="
 MISSING_VALUES = "{role} column {name!r} has {count} missing value(s) (first at row {row})"
 MISSING_VALUES_FIX = "drop or impute those rows before the audit"
+MULTICLASS_FIX = ("audit one outcome at a time: recode it as 0/1 (1 = the positive outcome, "
+                  "the other values 0); positive_label= (--positive-label) names the positive "
+                  "value of a two-valued column")
+NOT_FINITE = "{role} column {name!r} has {count} infinite value(s) (first at row {row})"
+NOT_FINITE_FIX = "replace them with finite scores on the tool's scale, or drop those rows"
+MODEL_NOT_FINITE = "the model returned {count} {what} score(s) (first at row {row})"
+MODEL_NOT_FINITE_FIX = "check the model and the features of that row"
+MODEL_NAN = "the model's predict() returned NaN for {count} row(s) (first at row {row})"
+MODEL_NAN_FIX = ("check those rows' features (missing values the model cannot handle?) and "
+                 "the model; NaN is not a decision")
+MODEL_NOT_LABELS = ("the model's predict() returns {shown}, which are not the target's labels "
+                    "({labels})")
+MODEL_REGRESSOR_FIX = ("it looks like a regressor: audit a classifier, or audit its output as "
+                       "a score — put it in a column and pass score= with threshold= "
+                       "(--score-col, --threshold)")
+MODEL_LABEL_TYPE_FIX = ("the model's labels are {model_kind} where the target holds "
+                        "{target_kind}: train the model on the target column as it is, or "
+                        "convert the target to the model's labels")
+MODEL_OTHER_LABELS_FIX = "train the model on this target, or pass the target the model predicts"
+THRESHOLD_NOT_NUMBER = "threshold must be a number, got {got}"
+THRESHOLD_NOT_FINITE = "threshold {value} is not a finite number"
+THRESHOLD_FIX = "pass the cut-off as a number (threshold=, --threshold), e.g. 0.5 for probabilities"
+THRESHOLD_OUT_OF_RANGE = ("threshold {threshold:g} is outside [0, 1], but {what} are "
+                          "probabilities (from {lo:g} to {hi:g}): {effect}")
+THRESHOLD_OUT_OF_RANGE_FIX = "pass a threshold between 0 and 1 (threshold=, --threshold)"
+SCORES_NOT_PROBABILITIES = ("{what} range from {lo:g} to {hi:g}, outside [0, 1], and the "
+                            "threshold is 0.5, the default cut-off for probabilities")
+SCORES_NOT_PROBABILITIES_FIX = ("pass the cut-off on the scores' own scale (threshold=, "
+                                "--threshold; e.g. the score from which the tool flags a case), "
+                                "or rescale the scores to [0, 1]")
+THRESHOLD_UNUSED = "threshold {threshold:g} is not used: {why}"
+ONE_GROUP = "sensitive column {name!r} holds one group only ({label}): nothing can be compared"
+ONE_GROUP_FIX = ("pass an attribute with at least two groups, or audit data that includes the "
+                 "other groups")
+ID_LIKE = ("sensitive column {name!r} has {groups} distinct values in {rows} rows: it looks "
+           "like an identifier, not a group")
+ID_LIKE_FIX = ("pass a group attribute such as ethnicity or sex (bin a continuous one, e.g. age, "
+               "into bands first)")
 UNKNOWN_CHECK = "policy {policy!r}: requirement {req!r} names unknown check {check!r}"
 UNKNOWN_CHECK_FIX = "use one of: {known}"
 

@@ -63,7 +63,16 @@ import numpy as np
 import pandas as pd
 
 from . import errors as E
-from .context import MISSING_GROUP, AuditContext, _as_list
+from .context import (
+    DEFAULT_THRESHOLD,
+    MISSING_GROUP,
+    AuditContext,
+    _as_list,
+    _check_group_count,
+    _check_score_scale,
+    _check_threshold,
+    _threshold_unused_with_prediction,
+)
 from .runner import Audit
 from .stats import ConfusionCounts
 
@@ -286,6 +295,9 @@ class _Aggregate:
     p: list[Any]
     n: np.ndarray
     score_sum: np.ndarray | None
+    score_min: float | None  # over every row with a score (None: no score column)
+    score_max: float | None
+    score_inf: int  # rows whose score is +-inf
     nulls: np.ndarray  # cells x columns
     columns: list[str]
     hash_sum: Decimal
@@ -304,7 +316,10 @@ def _aggregate(sdf: Any, *, key: Any, target: str, pred: Any, score: str | None)
             F.sum(row_hash.cast("decimal(38,0)")).alias("__hsum"),
             F.bit_xor(row_hash).alias("__hxor")]
     if score is not None:
-        aggs.append(F.sum(_col(score).cast("double")).alias("__ssum"))
+        sc = _col(score).cast("double")
+        aggs += [F.sum(sc).alias("__ssum"), F.min(sc).alias("__smin"), F.max(sc).alias("__smax"),
+                 F.sum(((sc == float("inf")) | (sc == float("-inf"))).cast("long"))
+                 .alias("__sinf")]
     for i, f in enumerate(fields):
         c = _col(f.name)
         cond = c.isNull() | F.isnan(c) if _is_float(f.dataType) else c.isNull()
@@ -327,8 +342,25 @@ def _aggregate(sdf: Any, *, key: Any, target: str, pred: Any, score: str | None)
         keys=[r[KEY_COL] for r in rows], y=[r["__y"] for r in rows], p=[r["__p"] for r in rows],
         n=np.array([int(r["__n"]) for r in rows], dtype=np.int64),
         score_sum=(np.array([float(r["__ssum"] or 0.0) for r in rows]) if score else None),
+        score_min=_extreme([r["__smin"] for r in rows], min) if score else None,
+        score_max=_extreme([r["__smax"] for r in rows], max) if score else None,
+        score_inf=sum(int(r["__sinf"] or 0) for r in rows) if score else 0,
         nulls=nulls, columns=[f.name for f in fields],
         hash_sum=sum((Decimal(r["__hsum"]) for r in rows), Decimal(0)), hash_xor=hxor)
+
+
+def _extreme(values: Sequence[Any], pick: Any) -> float | None:
+    vals = [float(v) for v in values if v is not None]
+    return float(pick(vals)) if vals else None
+
+
+def _check_groups(agg: _Aggregate, sens: Sequence[str], n_rows: int) -> None:
+    """Each sensitive attribute's groups in the whole data (from the aggregation's stratum
+    keys), checked as for pandas: more than one group, and not an identifier."""
+    for i, attr in enumerate(sens):
+        values = {k if len(sens) == 1 else k.split(_KEY_SEP)[i] for k in agg.keys}
+        labels = sorted(MISSING_GROUP if v == _KEY_NULL else v for v in values)
+        _check_group_count(attr, labels, n_rows)
 
 
 def _encode_target(agg: _Aggregate, positive: Any) -> np.ndarray:
@@ -344,7 +376,7 @@ def _check_target(agg: _Aggregate, target: str) -> None:
     if len(values) > 2:
         raise E.DataError(E.NOT_BINARY.format(role="target", name=target,
                                               found=f"values {_shown(values)}"),
-                          E.NOT_BINARY_FIX)
+                          E.MULTICLASS_FIX)
     if len(values) < 2:
         raise E.DataError(f"target column {target!r} holds one class only",
                           "audit data with both outcomes; error rates need both")
@@ -393,7 +425,7 @@ def build_context(
     reference: Any = None,
     reference_groups: Mapping[str, Any] | None = None,
     features: Sequence[str] | None = None,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     positive_label: Any = None,
     seed: int = 0,
     sample_rows: int = 200_000,
@@ -419,7 +451,10 @@ def build_context(
     target, sensitive, prediction, score, reference_groups, features, threshold, \
 positive_label, seed
         As for :func:`lea_ai_audit.audit`. A decision is the ``prediction`` column, else
-        ``score >= threshold``.
+        ``score >= threshold`` (a score exactly at the threshold is flagged), with the checks
+        of :meth:`AuditContext.build` over every row: a finite threshold that fits the
+        scores (0.5 is for probabilities), no infinite scores, each sensitive attribute with
+        more than one group and not an identifier.
     model : None
         Must be None: a model is not run on Spark data (predict with Spark first, e.g. with
         ``mlflow.pyfunc.spark_udf``, and audit the prediction column).
@@ -480,6 +515,9 @@ positive_label, seed
     if prediction is None and score is None:
         raise E.InputError("nothing to audit: no predictions or scores",
                            "pass prediction= / score= columns (--prediction-col / --score-col)")
+    threshold = _check_threshold(threshold)
+    if prediction is not None:
+        _threshold_unused_with_prediction(threshold, prediction)
     for role, name in [("target", target), *[("sensitive", s) for s in sens],
                        ("prediction", prediction), ("score", score)]:
         if name is not None and name not in columns:
@@ -496,7 +534,7 @@ positive_label, seed
     # 1. one aggregation over every row
     parts = [F.coalesce(_col(s).cast("string"), F.lit(_KEY_NULL)) for s in sens]
     key = parts[0] if len(parts) == 1 else F.concat_ws(_KEY_SEP, *parts)
-    pred = _col(prediction) if prediction is not None else (_col(score) >= float(threshold))
+    pred = _col(prediction) if prediction is not None else (_col(score) >= threshold)
     agg = _aggregate(sdf, key=key, target=target, pred=pred, score=score)
     _check_target(agg, target)
     n_rows = int(agg.n.sum())
@@ -504,6 +542,13 @@ positive_label, seed
     if score is not None and null_total[score]:
         raise E.DataError(f"score column {score!r} has {null_total[score]} missing value(s)",
                           E.MISSING_VALUES_FIX)
+    if score is not None and agg.score_inf:
+        raise E.DataError(f"score column {score!r} has {agg.score_inf} infinite value(s)",
+                          E.NOT_FINITE_FIX)
+    if prediction is None and agg.score_min is not None and agg.score_max is not None:
+        _check_score_scale(agg.score_min, agg.score_max, threshold,
+                           what=f"the scores in column {score!r}")
+    _check_groups(agg, sens, n_rows)
     n_distinct = int(sdf.select(*_hashable(sdf)).distinct().count())
 
     # 2. the stratified sample

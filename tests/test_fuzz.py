@@ -11,11 +11,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from lea_ai_audit import audit
-from lea_ai_audit.errors import LeaAuditError
+from lea_ai_audit.context import ID_LIKE_SHARE
+from lea_ai_audit.errors import DataError, LeaAuditError
 from lea_ai_audit.policy import load_policy
 from lea_ai_audit.results import AuditReport, Status
 
@@ -113,6 +115,10 @@ def test_many_groups_and_groups_of_one(n_groups, n, seed):
     g[0] = "alone"  # a group of one
     df = pd.DataFrame({"y": rng.integers(0, 2, n), "p": rng.integers(0, 2, n), "g": g})
     df.loc[df["g"] == "3", "y"] = 1  # a group with no negatives: FPR undefined there
+    if df["g"].nunique() > ID_LIKE_SHARE * n:  # a distinct value in most rows: an identifier
+        with pytest.raises(DataError, match="looks like an identifier"):
+            audit(df, target="y", sensitive=["g"], prediction="p", checks=["fairness"])
+        return
     rep = audit(df, target="y", sensitive=["g"], prediction="p", checks=["fairness"])
     fpr = rep.result("fpr-parity")
     assert fpr.status in (Status.WARN, Status.FAIL)  # tiny groups are never a silent pass

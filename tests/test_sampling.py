@@ -57,9 +57,10 @@ def test_weights_restore_group_totals():
 @given(sizes=st.lists(st.integers(1, 400), min_size=1, max_size=6),
        size=st.integers(1, 1500), min_per=st.integers(0, 80), seed=st.integers(0, 5))
 def test_sample_properties(sizes, size, min_per, seed):
-    groups = {(f"g{i}", "s"): n for i, n in enumerate(sizes)}
-    if sum(sizes) < 2:
-        groups[("g_extra", "s")] = 1
+    # each sensitive attribute has two groups at least (one group is refused: nothing to compare)
+    groups = {(f"g{i}", "st"[i % 2]): n for i, n in enumerate(sizes)}
+    if len(sizes) < 2:
+        groups[("g_extra", "t")] = 1
     ctx = _ctx(groups, seed)
     idx = ctx.stratified_sample(size, min_per_group=min_per)
     counts = np.bincount(ctx.strata.codes, minlength=ctx.strata.n_groups)

@@ -160,6 +160,35 @@ RUN_CASES = [
                  id="reference-group-without-value"),
     pytest.param(the_cases, {"pred": None, "score": None}, [],
                  ["--prediction-col", "--score-col"], id="no-prediction-no-score"),
+    # the decision rule (score >= threshold) must fit: typed errors, never a silent negative
+    pytest.param(the_cases, {"pred": None}, ["--threshold", "nan"],
+                 ["threshold nan", "not a finite number", "--threshold"], id="threshold-nan"),
+    pytest.param(the_cases, {"pred": None}, ["--threshold", "inf"],
+                 ["threshold inf", "not a finite number"], id="threshold-inf"),
+    pytest.param(the_cases, {"pred": None}, ["--threshold", "5"],
+                 ["threshold 5 is outside [0, 1]", "'risk'", "no case would be flagged"],
+                 id="threshold-above-1-for-probabilities"),
+    pytest.param(the_cases, {"pred": None}, ["--threshold", "-1"],
+                 ["threshold -1 is outside [0, 1]", "every case would be flagged"],
+                 id="threshold-negative"),
+    pytest.param(the_cases, {}, ["--threshold", "0.3"],
+                 ["threshold 0.3 is not used", "prediction column 'flagged'"],
+                 id="threshold-with-prediction-col"),
+    pytest.param(edited(_column("risk", lambda df: (df["risk"] * 100).round())), {"pred": None},
+                 [], ["column 'risk'", "outside [0, 1]", "0.5", "--threshold"],
+                 id="scores-0-100-default-threshold"),
+    pytest.param(edited(_set("risk", 3, np.inf)), {}, [],
+                 ["score column 'risk'", "infinite", "row 3"], id="inf-in-scores"),
+    pytest.param(edited(_column("reoffended", lambda df: np.arange(len(df)) % 3)), {},
+                 ["--positive-label", "2"], ["'reoffended'", "two values", "recode"],
+                 id="multi-class-target-with-positive-label"),
+    # sensitive attributes that cannot be compared
+    pytest.param(edited(_column("sex", lambda df: "m")), {}, [],
+                 ["sensitive column 'sex'", "one group only", "'m'"], id="one-group-sensitive"),
+    pytest.param(edited(_column("case_no", lambda df: np.arange(len(df)))),
+                 {"sensitive": ["ethnicity", "case_no"]}, [],
+                 ["sensitive column 'case_no'", "identifier", "group attribute"],
+                 id="identifier-as-sensitive"),
     pytest.param(the_cases, {}, ["--checks", "nonsense"], ["'nonsense'"],
                  id="unknown-checks-prefix"),
     pytest.param(the_cases, {}, ["--attest", "officer-training"], ["name=value"],
@@ -519,6 +548,8 @@ def _api_kwargs(kw: dict[str, Any], extra: list[str]) -> dict[str, Any]:
             args["checks"] = [value]
         elif flag == "--policy":
             args["policy"] = value
+        elif flag == "--threshold":
+            args["threshold"] = float(value)
         else:  # pragma: no cover - a new table entry needs its translation here
             raise AssertionError(f"no API form for {flag}")
     return args
