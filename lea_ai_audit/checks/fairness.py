@@ -19,9 +19,11 @@ Checks
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from ..inference import (
     METHODS,
@@ -39,7 +41,9 @@ from ..stats import (
     INTERVAL_METHODS,
     LABELS,
     METRICS,
+    ConfusionCounts,
     auc_interval,
+    confusion_counts,
     group_auc_delong,
     newcombe_diff_interval,
     ratio_interval,
@@ -120,13 +124,11 @@ def constant_decision_skip(ctx: AuditContext, metric: str) -> str | None:
     return None
 
 
-def compare_groups(ctx: AuditContext, grouping: Grouping, metric: str,
+def compare_counts(counts: ConfusionCounts, ref: int, metric: str,
                    confidence: float = 0.95) -> dict[str, np.ndarray]:
     """Per-group value of ``metric`` with its interval, and difference and ratio (with
-    intervals) against the grouping's reference group."""
-    counts = ctx.counts(grouping)
+    intervals) against group ``ref``, from confusion counts per group."""
     k, m = counts.fraction(metric)
-    ref = grouping.reference
     lo, hi = wilson_interval(k, m, confidence)
     d, dlo, dhi = newcombe_diff_interval(k, m, k[ref], m[ref], confidence)
     # Koopman's score interval: defined when a count is 0, it always holds the observed ratio
@@ -134,6 +136,61 @@ def compare_groups(ctx: AuditContext, grouping: Grouping, metric: str,
     return {"n": counts.n, "k": k, "m": m, "value": counts.rate(metric), "lo": lo, "hi": hi,
             "diff": d, "diff_lo": dlo, "diff_hi": dhi, "ratio": r, "ratio_lo": rlo,
             "ratio_hi": rhi}
+
+
+def compare_groups(ctx: AuditContext, grouping: Grouping, metric: str,
+                   confidence: float = 0.95) -> dict[str, np.ndarray]:
+    """:func:`compare_counts` of the groups of ``grouping`` against its reference group."""
+    return compare_counts(ctx.counts(grouping), grouping.reference, metric, confidence)
+
+
+#: a numeric control column with more distinct values than this is cut into quantile bins
+CONTROL_MAX_VALUES = 10
+
+
+def control_strata(data: pd.DataFrame, columns: Sequence[str], bins: int
+                   ) -> tuple[np.ndarray, list[str]]:
+    """Strata of legitimate factors: ``(codes, labels)``, one code per row.
+
+    A column with at most :data:`CONTROL_MAX_VALUES` distinct values (or not numeric) gives a
+    stratum per value; a numeric one with more is cut at its quantiles into at most ``bins``
+    bins, each labelled with the smallest and largest value it holds. Missing values form a
+    stratum of their own. Several columns: every combination that occurs.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"priors": [0, 0, 1, 5, 9, 12], "c": ["F", "M", "F", "F", "M", "M"]})
+    >>> control_strata(df, ["c"], 4)
+    (array([0, 1, 0, 0, 1, 1]), ['c=F', 'c=M'])
+    """
+    combined = np.zeros(len(data), dtype=np.int64)
+    parts: list[list[str]] = [[]]
+    for col in columns:
+        s = data[col]
+        na = s.isna().to_numpy()
+        numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+        if numeric and s.nunique(dropna=True) > CONTROL_MAX_VALUES:
+            v = s.to_numpy(dtype=float)
+            edges = np.unique(np.nanquantile(v[~na], np.linspace(0, 1, int(bins) + 1)))
+            b = np.searchsorted(edges[1:-1], v, side="right")
+            b = np.where(na, -1, b)
+            codes = np.full(len(v), -1, dtype=np.int64)
+            names = []
+            for i, j in enumerate(np.unique(b[~na])):
+                inside = b == j
+                codes[inside] = i
+                lo, hi = float(v[inside].min()), float(v[inside].max())
+                names.append(f"{col}={lo:g}" if lo == hi else f"{col} {lo:g} to {hi:g}")
+        else:
+            codes_f, uniques = pd.factorize(s, sort=True)
+            codes, names = codes_f, [f"{col}={u}" for u in uniques]
+        if na.any():
+            codes = np.where(na, len(names), codes)
+            names = [*names, f"{col}=(missing)"]
+        combined = combined * len(names) + codes
+        parts = [[*p, n] for p in parts for n in names]
+    final, uniq = pd.factorize(combined, sort=True)
+    return final.astype(np.int64), [", ".join(parts[int(u)]) for u in uniq]
 
 
 @register
@@ -248,6 +305,15 @@ class Disparity(Check):
     family : {"attribute", "check"}
         The family of comparisons the adjustment runs over: each sensitive attribute's groups
         and the intersection's cells separately (default), or every comparison of the check.
+    control : list of str, optional
+        Conditional disparity: legitimate factors (e.g. ``["priors_count"]``) within whose
+        strata the groups are compared, as fairlearn's ``control_features``. Each stratum
+        (a value; a quantile bin of a numeric column with many values; a combination of
+        several columns) compares the groups against the reference group within it, with the
+        same intervals and rules; a family's Holm adjustment runs over every stratum's
+        comparisons. A group too small within a stratum is insufficient evidence there.
+    control_bins : int
+        Quantile bins of a numeric control column with more than 10 distinct values.
     """
 
     id = "fairness.disparity"
@@ -257,8 +323,12 @@ class Disparity(Check):
                  min_ratio: float | None = None, decision_rule: str = "significant",
                  if_not_demonstrated: str = "warn", min_group_size: int = 30,
                  confidence: float = 0.95, intersections: bool = True,
-                 multiple_comparisons: str = "holm", family: str = "attribute") -> None:
+                 multiple_comparisons: str = "holm", family: str = "attribute",
+                 control: Sequence[str] | str | None = None, control_bins: int = 4) -> None:
         self.metric = metric
+        self.control = [control] if isinstance(control, str) else (
+            None if control is None else list(control))
+        self.control_bins = control_bins
         self.max_difference = max_difference
         self.min_ratio = min_ratio
         self.decision_rule = decision_rule
@@ -282,6 +352,12 @@ class Disparity(Check):
             raise ValueError(f"unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
         if self.max_difference is None and self.min_ratio is None:
             raise ValueError("give max_difference, min_ratio or both")
+        if self.control is not None and (not self.control or not all(
+                isinstance(c, str) and c for c in self.control)):
+            raise ValueError(f"control must be a list of column names, got {self.control!r}")
+        if isinstance(self.control_bins, bool) or not isinstance(self.control_bins, int) or \
+                self.control_bins < 2:
+            raise ValueError(f"control_bins must be an integer >= 2, got {self.control_bins!r}")
         if self.max_difference is not None and not 0 <= float(self.max_difference) <= 1:
             raise ValueError(f"max_difference must be in [0, 1], got {self.max_difference}")
         if self.min_ratio is not None and not 0 < float(self.min_ratio) <= 1:
@@ -350,20 +426,41 @@ class Disparity(Check):
                                metrics={"constant_decision": ctx.constant_decision})
         alpha = 1.0 - float(self.confidence)
         groupings = ctx.groupings(intersections=self.intersections)
-        tables = [compare_groups(ctx, g, self.metric, self.confidence) for g in groupings]
+        control_note = ""
+        if self.control:
+            made = self._stratify(ctx, groupings)
+            if isinstance(made, CheckResult):
+                return made
+            groupings, tables, families, strata = made
+            control_note = f", within {len(set(strata))} strata of {', '.join(self.control)}"
+        else:
+            tables = [compare_groups(ctx, g, self.metric, self.confidence) for g in groupings]
+            families = [g.name for g in groupings]
+            strata = [None] * len(groupings)
+        base_names = list(families)
         decided_by = [self._decide(g, t) for g, t in zip(groupings, tables, strict=True)]
         method = "none" if self.decision_rule == "point" else self.multiple_comparisons
-        # the levels: per family (each grouping), or over every comparison of the check
+        if self.family == "check":
+            families = ["*"] * len(groupings)
+
+        # the levels and adjusted p-values of each family (a grouping, its strata, or the check)
         def family_levels(key: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-            if self.family == "check":
-                allp = np.concatenate([d[key] for d in decided_by]) if decided_by else \
-                    np.array([])
-                lv, adj = holm_levels(allp, alpha, method=method), holm_adjust(allp)
-                cuts = np.cumsum([0] + [g.n_groups for g in groupings])
-                return ([lv[cuts[j]:cuts[j + 1]] for j in range(len(groupings))],
-                        [adj[cuts[j]:cuts[j + 1]] for j in range(len(groupings))])
-            return ([holm_levels(d[key], alpha, method=method) for d in decided_by],
-                    [holm_adjust(d[key]) for d in decided_by])
+            lv_out: list[np.ndarray] = [np.array([])] * len(groupings)
+            adj_out: list[np.ndarray] = [np.array([])] * len(groupings)
+            for fam in dict.fromkeys(families):
+                idx = [j for j, f in enumerate(families) if f == fam]
+                allp = np.concatenate([decided_by[j][key] for j in idx])
+                lv = holm_levels(allp, alpha, method=method)
+                if method == "holm":
+                    adj = holm_adjust(allp)
+                elif method == "bonferroni":
+                    adj = np.minimum(allp * np.count_nonzero(~np.isnan(allp)), 1.0)
+                else:
+                    adj = allp
+                cuts = np.cumsum([0] + [len(decided_by[j][key]) for j in idx])
+                for n, j in enumerate(idx):
+                    lv_out[j], adj_out[j] = lv[cuts[n]:cuts[n + 1]], adj[cuts[n]:cuts[n + 1]]
+            return lv_out, adj_out
 
         lv_v, adj_v = family_levels("p_violation")
         lv_d, adj_d = family_levels("p_demonstrated")
@@ -381,8 +478,10 @@ class Disparity(Check):
             "violation": [], "inconclusive": [], "not demonstrated": []}
         insufficient: list[str] = []
         worst = 0.0
-        for g, t, dec, lvl, adjusted in zip(groupings, tables, decided_by, levels, adjusted_p,
-                                            strict=True):
+        for g, t, dec, lvl, adjusted, base, stratum in zip(
+                groupings, tables, decided_by, levels, adjusted_p, base_names, strata,
+                strict=True):
+            within = f" within {stratum}" if stratum else ""
             ref = g.reference
             a = np.where(np.isnan(lvl), alpha, lvl)
             z = z_of_level(a)
@@ -393,12 +492,10 @@ class Disparity(Check):
             t["dec_conf"] = 1.0 - a
             t["detectable"] = min_detectable_difference(
                 t["m"], float(t["m"][ref]), float(np.nan_to_num(t["value"][ref])), a)
-            if method == "bonferroni":
-                adjusted = np.minimum(dec["p"] * np.count_nonzero(~np.isnan(dec["p"])), 1.0)
-            elif method == "none":
-                adjusted = dec["p"]
             fam_name = ("every comparison of the check" if self.family == "check"
-                        else f"the groups of {g.name}")
+                        else f"the groups of {base}" + (" in every stratum of "
+                                                        + ", ".join(self.control)
+                                                        if self.control else ""))
             rows = []
             for i, label in enumerate(g.labels):
                 decided = bool(np.isfinite(dec["p"][i]) and dec["p"][i] <= a[i])
@@ -413,11 +510,12 @@ class Disparity(Check):
                         worst = max(worst, abs(float(t["diff"][i])))
                 if verdict in found:
                     found[verdict].append((g.is_intersection, -abs(_f(t["diff"][i]) or 0.0),
-                                           f"{g.name}={label} {_fmt(_f(t['value'][i]))} vs "
+                                           f"{base}={label}{within} "
+                                           f"{_fmt(_f(t['value'][i]))} vs "
                                            f"{_fmt(_f(t['value'][ref]))} for {g.labels[ref]} "
                                            f"({why})"))
                 elif verdict == "insufficient":
-                    insufficient.append(f"{g.name}={label}")
+                    insufficient.append(f"{base}={label}{within}")
                 compared = verdict not in ("reference", "insufficient")
 
                 def cell(x: Any, show: bool) -> float | None:
@@ -457,16 +555,54 @@ class Disparity(Check):
                 + f" gave it, family-wise error {alpha:.0%}; p_value: {METHODS['pvalue']}; "
                 f"detectable_diff: {METHODS['detectable']}."))
         metrics[f"{self.metric}_max_abs_diff"] = worst
-        return self._conclude(metrics, evidence, found, insufficient, worst, k, method)
+        return self._conclude(metrics, evidence, found, insufficient, worst, k, method,
+                              control_note)
+
+    def _stratify(self, ctx: AuditContext, groupings: list[Grouping]
+                  ) -> tuple[list[Grouping], list[dict[str, np.ndarray]], list[str],
+                             list[str]] | CheckResult:
+        """Each grouping within each stratum of the control columns: (views, tables, the
+        family (grouping) and the stratum of each), or an ERROR result saying why not."""
+        from ..context import Grouping as _Grouping
+
+        data = ctx.data
+        sampled = (getattr(ctx, "population", None) or {}).get("sampled")
+        if sampled:
+            return self.result(Status.ERROR, "control= needs every row, and this audit holds a "
+                               "sample of the data (a Spark frame): compare within strata on "
+                               "pandas data, or filter the Spark frame to one stratum per audit")
+        missing = [c for c in self.control if c not in data.columns]
+        if missing:
+            return self.result(Status.ERROR, f"control column {missing[0]!r} is not in the "
+                               "data: name a column of the audited data (policy field control)")
+        clash = [c for c in self.control if c in (ctx.target, *ctx.sensitive)]
+        if clash:
+            return self.result(Status.ERROR, f"control column {clash[0]!r} is the target or a "
+                               "sensitive attribute: control for a legitimate factor instead")
+        codes, labels = control_strata(data, self.control, int(self.control_bins))
+        views, tables, families, strata = [], [], [], []
+        for g in groupings:
+            both = confusion_counts(codes * g.n_groups + g.codes, len(labels) * g.n_groups,
+                                    ctx.y_true, ctx.y_pred)
+            for j, stratum in enumerate(labels):
+                part = both.take(np.arange(j * g.n_groups, (j + 1) * g.n_groups))
+                views.append(_Grouping(name=f"{g.name} | {stratum}", attributes=g.attributes,
+                                       codes=g.codes, labels=g.labels, reference=g.reference,
+                                       reference_source=g.reference_source))
+                tables.append(compare_counts(part, g.reference, self.metric, self.confidence))
+                families.append(g.name)
+                strata.append(stratum)
+        return views, tables, families, strata
 
     def _conclude(self, metrics: dict[str, Any], evidence: list[Evidence],
                   found: dict[str, list[tuple[bool, float, str]]], insufficient: list[str],
-                  worst: float, k: int, method: str) -> CheckResult:
+                  worst: float, k: int, method: str, control_note: str = "") -> CheckResult:
         adj = {"holm": "Holm", "bonferroni": "Bonferroni", "none": ""}[method]
         fam = "per attribute" if self.family == "attribute" else "over the check"
         rule = ("point estimate" if self.decision_rule == "point" else
                 f"rule '{self.decision_rule}' at {self.confidence:.0%}"
                 + (f", {adj}-adjusted {fam}, {k} comparison(s) in all" if adj else ""))
+        rule += control_note
         limits = " and ".join(x for x in (
             f"difference ≤ {self.max_difference:g}" if self.max_difference is not None else "",
             f"ratio ≥ {self.min_ratio:g}" if self.min_ratio is not None else "") if x)
