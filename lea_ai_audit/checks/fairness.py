@@ -46,9 +46,9 @@ from ..stats import (
     confusion_counts,
     group_auc_delong,
     newcombe_diff_interval,
+    rate_interval,
     ratio_interval,
     undefined_when_constant,
-    wilson_interval,
 )
 from . import Check, register
 
@@ -129,7 +129,7 @@ def compare_counts(counts: ConfusionCounts, ref: int, metric: str,
     """Per-group value of ``metric`` with its interval, and difference and ratio (with
     intervals) against group ``ref``, from confusion counts per group."""
     k, m = counts.fraction(metric)
-    lo, hi = wilson_interval(k, m, confidence)
+    lo, hi = rate_interval(k, m, confidence=confidence)
     d, dlo, dhi = newcombe_diff_interval(k, m, k[ref], m[ref], confidence)
     # Koopman's score interval: defined when a count is 0, it always holds the observed ratio
     r, rlo, rhi = ratio_interval(k, m, k[ref], m[ref], confidence)
@@ -234,7 +234,7 @@ class GroupMetrics(Check):
             for metric in METRICS:
                 k, m = counts.fraction(metric)
                 value = counts.rate(metric)
-                lo, hi = wilson_interval(k, m, self.confidence)
+                lo, hi = rate_interval(k, m, confidence=self.confidence)
                 for i, label in enumerate(g.labels):
                     metrics[f"{metric}/{g.name}/{label}"] = _f(value[i])
                     rows.append([label, int(counts.n[i]), metric, _r(value[i]), _r(lo[i]),
@@ -245,7 +245,7 @@ class GroupMetrics(Check):
                  "denominator"], rows,
                 f"{g.name}: every metric per group; reference group "
                 f"{g.labels[g.reference]!r} ({g.reference_source}); "
-                f"{self.confidence:.0%} {INTERVAL_METHODS['rate']}; "
+                f"{self.confidence:.0%} {INTERVAL_METHODS['rate_rule']}; "
                 "value undefined (null) where the denominator is 0"))
         n_groups = sum(g.n_groups for g in ctx.groupings(intersections=self.intersections))
         note = decisions_only_note(ctx)
@@ -543,7 +543,7 @@ class Disparity(Check):
                 f"{METRICS[self.metric][0]} by {g.name}, against reference group "
                 f"{g.labels[ref]!r} ({g.reference_source}); the reference row is not compared "
                 f"with itself. Plain {self.confidence:.0%} intervals (ci_*, diff_ci_*, "
-                f"ratio_ci_*): rate — {INTERVAL_METHODS['rate']}; difference — "
+                f"ratio_ci_*): rate — {INTERVAL_METHODS['rate_rule']}; difference — "
                 f"{INTERVAL_METHODS['difference']}; ratio — {INTERVAL_METHODS['ratio']} (an "
                 f"empty ratio_ci_high / decision_ratio_high is unbounded: the reference "
                 f"group's count is 0). The "

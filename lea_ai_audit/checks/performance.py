@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..results import CheckResult, Evidence, Status
-from ..stats import INTERVAL_METHODS, auc_hanley_mcneil, wilson_interval
+from ..stats import INTERVAL_METHODS, auc_interval, group_auc_delong, rate_interval
 from . import Check, register
 from .fairness import _f, _r, _validate_common
 
@@ -59,27 +61,28 @@ class Performance(Check):
             for name, metric in _RATES.items():
                 k, m = c.fraction(metric)
                 v = c.rate(metric)[0]
-                lo, hi = wilson_interval(k, m, self.confidence)
+                lo, hi = rate_interval(k, m, confidence=self.confidence)
                 metrics[f"{name}{prefix}"] = _f(v)
                 rows.append([gname, label, int(c.n[0]), name, _r(v), _r(lo[0]), _r(hi[0])])
         if ctx.scores is not None:
-            auc, n_pos, n_neg = ctx.group_auc()
-            _, lo, hi = auc_hanley_mcneil(float(auc[0]), int(n_pos[0]), int(n_neg[0]),
-                                          self.confidence)
+            everyone = np.zeros(ctx.n, dtype=np.int64)
+            auc, se, n_pos, n_neg = group_auc_delong(ctx.scores, ctx.y_true, everyone, 1,
+                                                     ctx.score_order)
+            lo, hi = auc_interval(auc, se, self.confidence)
             metrics["auc"] = _f(auc[0])
-            rows.append(["all", "all", ctx.n, "auc", _r(auc[0]), _r(lo), _r(hi)])
+            rows.append(["all", "all", ctx.n, "auc", _r(auc[0]), _r(lo[0]), _r(hi[0])])
             for g in ctx.groupings(intersections=False):
-                auc, n_pos, n_neg = ctx.group_auc(g)
+                auc, se, n_pos, n_neg = group_auc_delong(ctx.scores, ctx.y_true, g.codes,
+                                                         g.n_groups, ctx.score_order)
+                lo, hi = auc_interval(auc, se, self.confidence)
                 for i, label in enumerate(g.labels):
-                    _, lo, hi = auc_hanley_mcneil(float(auc[i]), int(n_pos[i]), int(n_neg[i]),
-                                                  self.confidence)
                     metrics[f"auc/{g.name}/{label}"] = _f(auc[i])
                     rows.append([g.name, label, int(n_pos[i] + n_neg[i]), "auc", _r(auc[i]),
-                                 _r(lo), _r(hi)])
+                                 _r(lo[i]), _r(hi[i])])
         evidence = [Evidence.table(
             "performance", ["grouping", "group", "n", "metric", "value", "ci_low", "ci_high"],
             rows, f"overall and per group; {self.confidence:.0%} intervals: "
-                  f"{INTERVAL_METHODS['rate']} for rates, Hanley–McNeil for AUC")]
+                  f"{INTERVAL_METHODS['rate_rule']} for rates, {INTERVAL_METHODS['auc']} for AUC")]
         below, undecided = [], []
         for name, floor in (("accuracy", self.min_accuracy), ("precision", self.min_precision),
                             ("recall", self.min_recall), ("auc", self.min_auc)):

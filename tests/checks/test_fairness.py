@@ -18,8 +18,15 @@ from lea_ai_audit import audit
 from lea_ai_audit.checks import make_check
 from lea_ai_audit.context import AuditContext
 from lea_ai_audit.results import Status
+from lea_ai_audit.stats import EXACT_RATE_MAX_COUNT
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def rate_method(k: int, m: int) -> str:
+    """statsmodels' name of the interval the tables use: Clopper-Pearson ("beta") where
+    min(k, m - k) <= 3, where Wilson's coverage dips; Wilson elsewhere."""
+    return "beta" if min(k, m - k) <= EXACT_RATE_MAX_COUNT else "wilson"
 
 
 def frame(spec: dict[str, tuple[int, int, int, int]], attr: str = "g") -> pd.DataFrame:
@@ -141,7 +148,7 @@ def test_group_metrics_end_to_end_equal_hand_counts(make):
                 k, m = hand_fraction(c, metric)
                 assert (row[0]["numerator"], row[0]["denominator"], row[0]["n"]) == (k, m, n)
                 if m:
-                    lo, hi = proportion_confint(k, m, alpha=0.05, method="wilson")
+                    lo, hi = proportion_confint(k, m, alpha=0.05, method=rate_method(k, m))
                     assert row[0]["ci_low"] == pytest.approx(lo, abs=5.1e-5)
                     assert row[0]["ci_high"] == pytest.approx(hi, abs=5.1e-5)
                 else:
@@ -471,7 +478,7 @@ def test_group_metrics_intervals_at_other_confidence_levels(confidence):
     counts = hand_counts(df, df["a"])
     for row in rows:
         k, m = hand_fraction(counts[row["group"]], row["metric"])
-        lo, hi = proportion_confint(k, m, alpha=1 - confidence, method="wilson")
+        lo, hi = proportion_confint(k, m, alpha=1 - confidence, method=rate_method(k, m))
         assert row["ci_low"] == pytest.approx(lo, abs=5.1e-5)
         assert row["ci_high"] == pytest.approx(hi, abs=5.1e-5)
 

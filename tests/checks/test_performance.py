@@ -11,6 +11,7 @@ from statsmodels.stats.proportion import proportion_confint
 from lea_ai_audit.checks import make_check
 from lea_ai_audit.context import AuditContext
 from lea_ai_audit.results import Status
+from lea_ai_audit.stats import EXACT_RATE_MAX_COUNT
 
 
 def _data(seed: int, n: int = 700) -> pd.DataFrame:
@@ -68,7 +69,8 @@ def test_evidence_intervals_equal_statsmodels_wilson():
     for name, (k, m) in fractions.items():
         row = [r for r in rows if r["grouping"] == "all" and r["metric"] == name]
         assert len(row) == 1
-        lo, hi = proportion_confint(k, m, alpha=0.05, method="wilson")
+        method = "beta" if min(k, m - k) <= EXACT_RATE_MAX_COUNT else "wilson"
+        lo, hi = proportion_confint(k, m, alpha=0.05, method=method)
         assert row[0]["value"] == pytest.approx(k / m, abs=5.1e-5)
         assert row[0]["ci_low"] == pytest.approx(lo, abs=5.1e-5)
         assert row[0]["ci_high"] == pytest.approx(hi, abs=5.1e-5)
@@ -113,3 +115,28 @@ def test_min_auc_without_scores_warns():
     assert res.metrics["accuracy"] == pytest.approx(accuracy_score(df["y"], df["p"]))
     # without a declared AUC level, no scores is no reason to warn
     assert _run(_ctx(df, score=False)).status is Status.PASS
+
+
+def test_auc_intervals_are_delong_computed_by_brute_force():
+    """The AUC rows' intervals: AUC ± z·se with DeLong's (1988) variance, computed here from
+    its definition (every positive against every negative, ties one half)."""
+    from scipy.stats import norm
+
+    df = _data(4, n=500)
+    df["s"] = df["s"].round(1)  # ties
+    res = _run(_ctx(df))
+    ev = next(e for e in res.evidence if e.name == "performance")
+    rows = [dict(zip(ev.data["columns"], r, strict=True)) for r in ev.data["rows"]]
+    z = norm.ppf(0.975)
+    for grouping, label, sub in [("all", "all", df), *(("g", g, df[df["g"] == g])
+                                                       for g in ("A", "B", "C"))]:
+        pos, neg = sub.loc[sub["y"] == 1, "s"].to_numpy(), sub.loc[sub["y"] == 0, "s"].to_numpy()
+        psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+        auc = psi.mean()
+        se = np.sqrt(psi.mean(axis=1).var(ddof=1) / len(pos)
+                     + psi.mean(axis=0).var(ddof=1) / len(neg))
+        (row,) = [r for r in rows if r["grouping"] == grouping and r["group"] == label
+                  and r["metric"] == "auc"]
+        assert row["value"] == pytest.approx(auc, abs=5.1e-5)
+        assert row["ci_low"] == pytest.approx(max(0.0, auc - z * se), abs=5.1e-5)
+        assert row["ci_high"] == pytest.approx(min(1.0, auc + z * se), abs=5.1e-5)
