@@ -258,6 +258,79 @@ def _performance_table(rep: Any) -> dict[str, Any] | None:
     return None
 
 
+def _interval(lo: Any, hi: Any, unbounded_high: bool = False) -> str:
+    if lo is None and hi is None:
+        return "—"
+    high = "inf" if hi is None and unbounded_high else _fmt(hi)
+    return f"[{_fmt(lo)}, {high}]"
+
+
+def _disparity_tables(rep: Any) -> list[dict[str, Any]]:
+    """Per disparity requirement and grouping: each group's verdict with the interval the
+    verdict read (decision interval, at its level) beside the plain interval (labelled), the
+    p-values and the smallest difference the data could have detected (#18)."""
+    out = []
+    for c in rep.checks:
+        if c.check_id != "fairness.disparity":
+            continue
+        conf = c.params.get("confidence", 0.95)
+        for e in c.evidence:
+            if e.kind != "table" or not isinstance(e.data, Mapping):
+                continue
+            rows = _rows(e)
+            if not rows or "verdict" not in rows[0]:
+                continue
+            ratio = c.params.get("min_ratio") is not None
+            diff = c.params.get("max_difference") is not None
+            cols = ["group", "denominator", "value"]
+            if diff:
+                cols += [f"difference [plain {conf:.0%} interval]",
+                         "difference: decision interval"]
+            if ratio:
+                cols += [f"ratio [plain {conf:.0%} interval]", "ratio: decision interval"]
+            cols += ["decision level", "p (adjusted)", "smallest detectable difference",
+                     "verdict"]
+            body = []
+            for r in rows:
+                ref = r.get("verdict") == "reference"
+                line = [str(r.get("group")), _fmt(r.get("denominator")), _fmt(r.get("value"))]
+                unbounded = r.get("ratio_ci_low") is not None and r.get("ratio_ci_high") is None
+                if diff:
+                    line += ["—" if ref else f"{_fmt(r.get('diff'))} "
+                             f"{_interval(r.get('diff_ci_low'), r.get('diff_ci_high'))}",
+                             _interval(r.get("decision_diff_low"), r.get("decision_diff_high"))]
+                if ratio:
+                    # no ratio: infinite when the reference's rate is 0 and this group's is not
+                    ref_zero = r.get("value") and r.get("diff") == r.get("value")
+                    shown = ("inf" if r.get("ratio") is None and ref_zero else
+                             _fmt(r.get("ratio")))
+                    plain = _interval(r.get("ratio_ci_low"), r.get("ratio_ci_high"), unbounded)
+                    line += ["—" if ref else f"{shown} {plain}",
+                             _interval(r.get("decision_ratio_low"), r.get("decision_ratio_high"),
+                                       r.get("decision_ratio_low") is not None)]
+                level = r.get("decision_confidence")
+                line += ["—" if level is None else f"{level:.2%}",
+                         "—" if r.get("p_value") is None else
+                         f"{r['p_value']:.3g} ({_fmt_p(r.get('p_adjusted'))})",
+                         _fmt(r.get("detectable_diff")),
+                         str(r.get("verdict")) + (f": {r['reason']}" if r.get("reason") and
+                                                  r.get("verdict") == "insufficient" else "")]
+                body.append(line)
+            out.append({"attribute": str(e.name), "title": f"{c.title or c.requirement_id} "
+                        f"({c.requirement_id}): {e.name}",
+                        "description": (
+                            "the verdict reads the decision interval, at the level the "
+                            "multiple-comparison procedure gave the group (decision level); "
+                            f"the plain {conf:.0%} interval is shown beside it. "
+                            + (e.description or "")),
+                        "columns": cols, "rows": body})
+    return out
+
+
+def _fmt_p(p: Any) -> str:
+    return "—" if p is None else f"{p:.3g}"
+
+
 def _decisions_table(rep: Any) -> dict[str, Any] | None:
     """The per-decision explanations of the audit (explain.local), one row per case (§26)."""
     for c in rep.checks:
@@ -713,7 +786,8 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
                                         if isinstance(data.get("reference"), Mapping)
                                         else None)},
         "quantitative_analyses": {"unitary": unitary, "intersectional": inter,
-                                  "performance": perf, "decisions": _decisions_table(rep)},
+                                  "performance": perf, "decisions": _decisions_table(rep),
+                                  "disparity": _disparity_tables(rep)},
         "figures": figures_meta,
         "ethical_considerations": ethics,
         "caveats_and_recommendations": caveats,

@@ -281,3 +281,38 @@ def test_card_shows_each_explained_decision_with_its_reasons(tmp_path: Path) -> 
                   checks=["fairness.group_metrics"], track=False, out=tmp_path / "plain")
     assert plain.checks and json.loads((tmp_path / "plain" / "card.json").read_text())[
         "quantitative_analyses"]["decisions"] is None
+
+
+def test_card_shows_the_interval_each_disparity_verdict_read(report_dir: Path) -> None:
+    """Every disparity requirement's groups appear with their verdict, the decision interval
+    at its level (what the verdict read) and the plain interval beside it, labelled; the
+    figures are the report's own (hand-checked against statsmodels in test_fairness)."""
+    rep = AuditReport.load(report_dir)
+    card = build_card(report_dir)
+    shown = {t["attribute"]: t for t in card.data["quantitative_analyses"]["disparity"]}
+    disparity = [c for c in rep.checks if c.check_id == "fairness.disparity"]
+    assert disparity and len(shown) == sum(len(c.evidence) for c in disparity)
+    seen_levels = set()
+    for c in disparity:
+        for e in c.evidence:
+            t = shown[e.name]
+            assert f"plain {c.params['confidence']:.0%} interval" in " ".join(t["columns"])
+            cols = e.data["columns"]
+            for raw, row in zip(e.data["rows"], t["rows"], strict=True):
+                r = dict(zip(cols, raw, strict=True))
+                cells = dict(zip(t["columns"], row, strict=True))
+                assert cells["group"] == r["group"] and cells["verdict"].startswith(r["verdict"])
+                if r["verdict"] in ("reference", "insufficient"):
+                    assert cells["decision level"] == "—"
+                    continue
+                assert cells["decision level"] == f"{r['decision_confidence']:.2%}"
+                seen_levels.add(cells["decision level"])
+                if c.params.get("max_difference") is not None:
+                    assert cells["difference: decision interval"] == (
+                        f"[{r['decision_diff_low']:.3f}, {r['decision_diff_high']:.3f}]")
+                    assert cells["difference [plain 95% interval]"] == (
+                        f"{r['diff']:.3f} [{r['diff_ci_low']:.3f}, {r['diff_ci_high']:.3f}]")
+                assert cells["smallest detectable difference"] == f"{r['detectable_diff']:.3f}"
+    assert len(seen_levels) > 1  # Holm's levels differ between groups, and the card says so
+    page, md = render_html(card), render_markdown(card)
+    assert "<h3>Disparity decisions</h3>" in page and "### Disparity decisions" in md
