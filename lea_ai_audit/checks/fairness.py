@@ -146,6 +146,9 @@ def compare_groups(ctx: AuditContext, grouping: Grouping, metric: str,
 
 #: a numeric control column with more distinct values than this is cut into quantile bins
 CONTROL_MAX_VALUES = 10
+#: more strata than this is refused (ERROR): each needs its own comparisons, and an identifier
+#: given as a control would make one stratum per row
+CONTROL_MAX_STRATA = 100
 
 
 def control_strata(data: pd.DataFrame, columns: Sequence[str], bins: int
@@ -164,7 +167,7 @@ def control_strata(data: pd.DataFrame, columns: Sequence[str], bins: int
     (array([0, 1, 0, 0, 1, 1]), ['c=F', 'c=M'])
     """
     combined = np.zeros(len(data), dtype=np.int64)
-    parts: list[list[str]] = [[]]
+    parts: list[str] = [""]  # the label of each combination that occurs, by combined code
     for col in columns:
         s = data[col]
         na = s.isna().to_numpy()
@@ -187,10 +190,13 @@ def control_strata(data: pd.DataFrame, columns: Sequence[str], bins: int
         if na.any():
             codes = np.where(na, len(names), codes)
             names = [*names, f"{col}=(missing)"]
-        combined = combined * len(names) + codes
-        parts = [[*p, n] for p in parts for n in names]
-    final, uniq = pd.factorize(combined, sort=True)
-    return final.astype(np.int64), [", ".join(parts[int(u)]) for u in uniq]
+        # only the combinations that occur (never the product of every column's values), and
+        # re-coded after each column so that the codes stay below the number of rows
+        combined, uniq = pd.factorize(combined * len(names) + codes, sort=True)
+        combined = combined.astype(np.int64)
+        parts = [(parts[int(u) // len(names)] + ", " if parts[int(u) // len(names)] else "")
+                 + names[int(u) % len(names)] for u in uniq]
+    return combined, parts
 
 
 @register
@@ -580,6 +586,10 @@ class Disparity(Check):
             return self.result(Status.ERROR, f"control column {clash[0]!r} is the target or a "
                                "sensitive attribute: control for a legitimate factor instead")
         codes, labels = control_strata(data, self.control, int(self.control_bins))
+        if len(labels) > CONTROL_MAX_STRATA:
+            return self.result(Status.ERROR, f"control {', '.join(self.control)} gives "
+                               f"{len(labels)} strata (at most {CONTROL_MAX_STRATA}): control "
+                               "for a coarser factor, or fewer columns, or bin it first")
         views, tables, families, strata = [], [], [], []
         for g in groupings:
             both = confusion_counts(codes * g.n_groups + g.codes, len(labels) * g.n_groups,

@@ -149,6 +149,11 @@ def test_control_errors_say_what_to_do() -> None:
     missing = run(ctx, max_difference=0.05, control=["prior_count"])
     assert missing.status == Status.ERROR and "'prior_count' is not in the data" in \
         missing.message
+    df = simpson()
+    df["case_id"] = [f"c{i}" for i in range(len(df))]  # an identifier: one stratum per row
+    too_many = run(ctx_of(df), max_difference=0.05, control=["case_id"])
+    assert too_many.status == Status.ERROR and f"{len(df)} strata (at most 100)" in \
+        too_many.message
     clash = run(ctx, max_difference=0.05, control=["g"])
     assert clash.status == Status.ERROR and "sensitive attribute" in clash.message
     for bad in ({"control": []}, {"control": [3]}, {"control_bins": 1},
