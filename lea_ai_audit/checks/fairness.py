@@ -332,8 +332,9 @@ class Disparity(Check):
                  multiple_comparisons: str = "holm", family: str = "attribute",
                  control: Sequence[str] | str | None = None, control_bins: int = 4) -> None:
         self.metric = metric
+        # a name or a list of names; anything else is kept as given, for validate() to refuse
         self.control = [control] if isinstance(control, str) else (
-            None if control is None else list(control))
+            list(control) if isinstance(control, (list, tuple)) else control)
         self.control_bins = control_bins
         self.max_difference = max_difference
         self.min_ratio = min_ratio
@@ -358,8 +359,9 @@ class Disparity(Check):
             raise ValueError(f"unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
         if self.max_difference is None and self.min_ratio is None:
             raise ValueError("give max_difference, min_ratio or both")
-        if self.control is not None and (not self.control or not all(
-                isinstance(c, str) and c for c in self.control)):
+        if self.control is not None and (not isinstance(self.control, list) or not self.control
+                                         or not all(isinstance(c, str) and c
+                                                    for c in self.control)):
             raise ValueError(f"control must be a list of column names, got {self.control!r}")
         if isinstance(self.control_bins, bool) or not isinstance(self.control_bins, int) or \
                 self.control_bins < 2:

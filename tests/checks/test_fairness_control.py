@@ -156,7 +156,8 @@ def test_control_errors_say_what_to_do() -> None:
         too_many.message
     clash = run(ctx, max_difference=0.05, control=["g"])
     assert clash.status == Status.ERROR and "sensitive attribute" in clash.message
-    for bad in ({"control": []}, {"control": [3]}, {"control_bins": 1},
+    for bad in ({"control": []}, {"control": [3]}, {"control": 5}, {"control": {"a": 1}},
+                {"control_bins": 1},
                 {"control_bins": True}):
         with pytest.raises(ValueError, match="control"):
             make_check("fairness.disparity", {"metric": "fpr", "max_difference": 0.1,
