@@ -67,3 +67,22 @@ def test_intervals_are_normal_intervals_of_the_se() -> None:
     assert d[0] - dlo[0] == pytest.approx(z * 0.05)
     assert d[0] == pytest.approx(-0.05)
     assert dhi[0] - d[0] == pytest.approx(z * 0.05)  # hypot(0.03, 0.04) = 0.05
+
+
+def test_auc_difference_interval_agrees_with_a_bootstrap_of_two_groups() -> None:
+    """The AUC difference of two disjoint groups (fairness.calibration's comparison): its DeLong
+    standard error, hypot(se1, se2), against the spread of a bootstrap that resamples each
+    group on its own; the interval is the difference ± z·se."""
+    s, y, codes = _data(11, n=3000, ties=True)
+    auc, se, _, _ = group_auc_delong(s, y, codes, 4)
+    a, b = codes == 0, codes == 1
+    rng = np.random.default_rng(1)
+    diffs = []
+    for _ in range(400):
+        ia = rng.choice(np.flatnonzero(a), a.sum())
+        ib = rng.choice(np.flatnonzero(b), b.sum())
+        diffs.append(roc_auc_score(y[ia], s[ia]) - roc_auc_score(y[ib], s[ib]))
+    d, lo, hi = auc_diff_interval(auc[0], se[0], auc[1], se[1])
+    assert float(np.hypot(se[0], se[1])) == pytest.approx(np.std(diffs, ddof=1), rel=0.12)
+    assert d == pytest.approx(auc[0] - auc[1])
+    assert (hi - lo) / 2 == pytest.approx(1.959963984540054 * np.hypot(se[0], se[1]))
