@@ -105,8 +105,9 @@ class DecisionReview(Check):
 
     Reads the decision log given as ``audit(..., decisions=DecisionLog(url))`` (``lea-audit
     run --decisions URL``): acceptance and override rates overall, per officer and per group of
-    each sensitive attribute (Wilson intervals), time from recommendation to decision, pending
-    cases. Findings (FAIL; the default pack makes the requirement advisory):
+    each sensitive attribute (Wilson intervals, Clopper-Pearson where min(k, m - k) <= 3), time
+    from recommendation to decision, pending cases. Findings (FAIL; the default pack makes the
+    requirement advisory):
 
     - automation-bias signs: with at least ``min_decisions`` decisions, acceptance at or above
       ``max_acceptance`` while the median time to decision is below ``min_review_seconds`` —
@@ -239,7 +240,7 @@ class DecisionReview(Check):
                                                "--decisions URL` to review officers' decisions")
         import numpy as np
 
-        from ..stats import newcombe_diff_interval, wilson_interval
+        from ..stats import newcombe_diff_interval, rate_interval
 
         log = self._log(ctx)
         frame = log.outcomes(model_id=self.model_id)
@@ -262,7 +263,7 @@ class DecisionReview(Check):
         acc = _share(n - k_over, n)
         med = _median(secs)
         short = _share(sum(s < float(self.min_review_seconds) for s in secs), n)
-        lo, hi = wilson_interval(np.array([n - k_over]), np.array([n]), conf)
+        lo, hi = rate_interval(np.array([n - k_over]), np.array([n]), confidence=conf)
         metrics.update({"officers": len(set(officers)), "acceptance_rate": acc,
                         "override_rate": _share(k_over, n),
                         "median_seconds_to_decision": med,
@@ -292,7 +293,7 @@ class DecisionReview(Check):
             m = len(idx)
             k = sum(overridden[i] for i in idx)
             omed = _median([secs[i] for i in idx])
-            olo, ohi = wilson_interval(np.array([m - k]), np.array([m]), conf)
+            olo, ohi = rate_interval(np.array([m - k]), np.array([m]), confidence=conf)
             flag = biased(m - k, m, omed)
             if flag:
                 flagged.append(f"officer {o} accepted {_pct((m - k) / m)} of {m} with a median "
@@ -324,7 +325,7 @@ class DecisionReview(Check):
                 idx = per[grp]
                 m = len(idx)
                 k = sum(overridden[i] for i in idx)
-                glo, ghi = wilson_interval(np.array([k]), np.array([m]), conf)
+                glo, ghi = rate_interval(np.array([k]), np.array([m]), confidence=conf)
                 d, dlo, dhi = newcombe_diff_interval(np.array([k]), np.array([m]),
                                                      np.array([k_ref]), np.array([m_ref]), conf)
                 rec_pos = [_positive(labels[i]) for i in idx]
@@ -360,7 +361,7 @@ class DecisionReview(Check):
             Evidence.table("decisions:overall", ["measure", "value"],
                            [[k, _r(v) if isinstance(v, float) else v] for k, v in overall_rows],
                            f"decisions in {where}; {conf:.0%} Wilson interval of the "
-                           "acceptance rate"),
+                           "acceptance rate (Clopper-Pearson where min(k, m - k) <= 3)"),
             Evidence.table("decisions:by_officer",
                            ["officer", "decisions", "acceptance_rate", "ci_low", "ci_high",
                             "override_rate", "median_seconds", "automation_bias_signs"],

@@ -12,7 +12,8 @@ model again:
   drawn with the observed frequencies.
 
 A decision that changes is a *flip*. The flip rate is reported overall (weighted back to the
-whole data) and per group of each sensitive attribute, with Wilson intervals; a model whose
+whole data) and per group of each sensitive attribute, with Wilson intervals (Clopper-Pearson
+where min(k, m - k) <= 3); a model whose
 decisions flip for more than ``max_flip_rate`` of the cases is a finding, and so is a group
 whose decisions flip markedly more often than the others'.
 """
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..results import CheckResult, Evidence, Status
-from ..stats import wilson_interval
+from ..stats import rate_interval
 from . import Check, register
 from .fairness import _f, _r, _validate_common
 
@@ -208,7 +209,7 @@ class Perturbation(Check):
                 codes = g.codes[idx]
                 k = np.bincount(codes, weights=flip, minlength=g.n_groups).astype(np.int64)
                 m = np.bincount(codes, minlength=g.n_groups)
-                lo, hi = wilson_interval(k, m, self.confidence)
+                lo, hi = rate_interval(k, m, confidence=self.confidence)
                 for i, label in enumerate(g.labels):
                     v = k[i] / m[i] if m[i] else np.nan
                     metrics[f"flip_rate/{mode}/{g.name}/{label}"] = _f(v)
@@ -228,7 +229,7 @@ class Perturbation(Check):
             f"numeric input's sd ({', '.join(numeric) or 'none'}); categorical: one of "
             f"{', '.join(categorical) or 'none'} changed in {self.change_share:.0%} of cases; "
             f"overall rates weighted back to the whole data; {self.confidence:.0%} Wilson "
-            "intervals")]
+            "intervals (Clopper-Pearson where min(k, m - k) <= 3)")]
         desc = ", ".join(f"{m} {metrics[f'flip_rate/{m}']:.1%}" for m in modes)
         if over:
             return self.result(Status.FAIL, f"decisions flip under small input changes beyond "
