@@ -29,13 +29,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["decision_pvalues", "holm_adjust", "holm_levels", "katz_interval_z",
-           "koopman_interval_z", "koopman_ratio_pvalue", "min_detectable_difference",
-           "newcombe_interval_z", "wilson_interval_z", "z_of_level"]
-
-#: the continuity correction added to every cell of the 2x2 when a numerator is 0 (Haldane 1956,
-#: Anscombe 1956), so that the log ratio and its interval are defined
-HALDANE = 0.5
+__all__ = ["decision_pvalues", "holm_adjust", "holm_levels", "koopman_interval_z",
+           "koopman_ratio_pvalue", "min_detectable_difference", "newcombe_interval_z",
+           "wilson_interval_z", "z_of_level"]
 
 METHODS = {
     "multiplicity": "Holm's step-down procedure (Holm 1979) over the comparisons of each family",
@@ -87,33 +83,7 @@ def newcombe_interval_z(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.n
     return np.where(bad, np.nan, d), np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
 
 
-def _log_ratio(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """log(p1/p2) and its Katz standard error; Haldane-Anscombe corrected where a numerator
-    is 0."""
-    k1, m1, k2, m2 = (np.asarray(a, dtype=float) for a in (k1, m1, k2, m2))
-    zero = (k1 == 0) | (k2 == 0)
-    c = np.where(zero, HALDANE, 0.0)
-    a, b = k1 + c, k2 + c
-    n1, n2 = m1 + 2 * c, m2 + 2 * c
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_r = np.log((a / n1) / (b / n2))
-        se = np.sqrt(1 / a - 1 / n1 + 1 / b - 1 / n2)
-    bad = (m1 <= 0) | (m2 <= 0)
-    return np.where(bad, np.nan, log_r), np.where(bad, np.nan, se)
-
-
-def katz_interval_z(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray,
-                    z: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    """Katz log interval of p1 / p2 at a z per group, defined when a numerator is 0 (the
-    Haldane-Anscombe correction); NaN where a denominator is 0."""
-    log_r, se = _log_ratio(k1, m1, k2, m2)
-    z = np.asarray(z, dtype=float)
-    with np.errstate(invalid="ignore", over="ignore"):
-        return np.exp(log_r - z * se), np.exp(log_r + z * se)
-
-
-# -- a ratio with a zero count: Koopman's score interval ----------------------------------------
+# -- a ratio: Koopman's score interval, defined when a count is 0 -----------------------------
 
 def _koopman_statistic(k1: np.ndarray, m1: np.ndarray, k2: np.ndarray, m2: np.ndarray,
                        theta: np.ndarray) -> np.ndarray:
