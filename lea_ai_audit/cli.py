@@ -273,48 +273,57 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from rich.markup import escape
 
-    from .gate import evaluate_gate, write_junit
-    from .results import AuditReport, Status
+    from . import gate as gate_mod
 
-    report = AuditReport.load(args.report)
-    verdict = evaluate_gate(report)  # refuses an edited report before anything is written
-    reasons = list(verdict.reasons)
+    decision = gate_mod.evaluate(
+        args.report, require_signoff=getattr(args, "require_signoff", False),
+        trust_store=getattr(args, "trust_store", None),
+        trust_store_sha256=getattr(args, "trust_store_sha256", None),
+        model=getattr(args, "model", None),
+        no_model_check=getattr(args, "no_model_check", False),
+        ledger=getattr(args, "ledger", None), expect_head=getattr(args, "expect_head", None),
+        checkpoint=getattr(args, "checkpoint", None),
+        allow_unsigned_audit=getattr(args, "allow_unsigned_audit", False),
+        accept_waivers=getattr(args, "accept_waivers", False))
+    report = decision.report
     extra = [r for fn in _hook("gate_reasons") for r in fn(args, report) or []]
-    # A failed audit opens only under a valid sign-off whose every approval waived each failed
-    # requirement (the waivers are signed; the sign-off rule must hold in full).
-    waived = {w for fn in _hook("gate_waivers") for w in fn(args, report) or []}
-    blocking = {c.requirement_id for c in report.checks
-                if c.status is Status.FAIL or (c.status is Status.ERROR and c.blocking)}
-    by_waiver = (not verdict.opened and not extra and bool(blocking) and blocking <= waived
-                 and verdict.status is not Status.SKIPPED)
-    opened = (verdict.opened or by_waiver) and not extra
+    if extra:
+        decision = dataclasses.replace(decision, opened=False, by_waiver=False, checks=(
+            *decision.checks, gate_mod.GateCheck("extensions", False, tuple(extra))))
     if args.junit:
-        write_junit(report, args.junit)
+        write = gate_mod.write_junit
+        write(report, args.junit, decision)
     _print_summary(report, quiet=args.quiet)
     con = _console()
     lines = [text for fn in _hook("after_gate")
-             if (text := fn(args, report, opened, reasons + extra))]
-    if by_waiver:
-        con.print(f"gate [yellow]OPEN by signed waiver[/]: the audit "
-                  f"{verdict.status.value.upper()}; waived: {escape(', '.join(sorted(blocking)))}")
-    elif opened:
-        con.print(f"gate [green]OPEN[/]: the audit {verdict.status.value.upper()}")
+             if (text := fn(args, report, decision.opened, list(decision.reasons)))]
+    status = decision.status.value.upper()
+    if decision.by_waiver:
+        con.print(f"gate [yellow]OPEN by signed waiver[/]: the audit {status}; waived: "
+                  f"{escape(', '.join(decision.waived))}")
+    elif decision.opened:
+        con.print(f"gate [green]OPEN[/]: the audit {status}")
     else:
-        con.print(f"gate [bold red]CLOSED[/]: the audit {verdict.status.value.upper()}"
-                  + (" but" if verdict.opened else ""))
-        for r in reasons + extra:
+        audit_ok = decision.checks[0].ok
+        con.print(f"gate [bold red]CLOSED[/]: the audit {status}" + (" but" if audit_ok
+                                                                      else ""))
+        for r in decision.reasons:
             con.print(f"  - {escape(r)}")
+    for c in decision.checks[1:]:
+        if c.ok and c.note:
+            con.print(f"{c.name}: {c.note}", markup=False)
+    for o in decision.opt_outs:
+        con.print(f"opt-out: {o}", markup=False)
     for text in lines:
         con.print(text, markup=False)
-    if by_waiver:
-        return EXIT_PASS
-    if not opened and verdict.opened:
-        for r in extra:
+    if not decision.opened and decision.checks[0].ok:
+        for r in decision.reasons:
             sys.stderr.write(f"gate closed: {r}\n")
-        return EXIT_FAIL
-    return verdict.exit_code
+    return decision.exit_code
 
 
 def cmd_policies(args: argparse.Namespace) -> int:

@@ -44,8 +44,10 @@ from typing import Any
 
 from .errors import InputError, ReportError
 
-__all__ = ["GENESIS", "LEDGER_ENV", "LedgerCheck", "append_entry", "default_ledger_path",
-           "entry_hash", "read_ledger", "record_assessment", "record_signoff", "verify_ledger"]
+__all__ = ["CHECKPOINT_PREDICATE", "GENESIS", "LEDGER_ENV", "LedgerCheck", "append_entry",
+           "checkpoint_path", "default_ledger_path", "entry_hash", "read_ledger",
+           "record_assessment", "record_signoff", "sign_checkpoint", "verify_checkpoint",
+           "verify_ledger"]
 
 #: ``prev`` of the first entry
 GENESIS = "0" * 64
@@ -218,10 +220,11 @@ def record_signoff(path: str | os.PathLike[str], record: Mapping[str, Any], *,
     >>> record_signoff("ledger.jsonl", signed.record)                  # doctest: +SKIP
     """
     keys = ("reviewer", "role", "decision", "signed_at", "expires_at", "report_id",
-            "report_digest", "model_sha256", "key_fingerprint", "signature")
+            "report_digest", "model_sha256", "key_fingerprint")
     data = {k: record.get(k) for k in keys}
     data["waived"] = list((record.get("waiver") or {}).get("requirements") or [])
     data["file"] = str(file) if file is not None else None
+    data["record"] = dict(record)  # the signed record itself: a deleted file can be shown
     return append_entry(path, "signoff", data)
 
 
@@ -351,7 +354,90 @@ def verify_ledger(path: str | os.PathLike[str], *, expect_head: str | None = Non
         raise InputError(f"{str(p)!r} holds no ledger entry",
                          "pass the ledger.jsonl written by lea-audit, or a bundle .zip")
     head = hashes[-1] if hashes else None
+    if entries == 0:
+        problems.append("the ledger is empty: it was truncated, or nothing was ever recorded")
     if expect_head is not None and expect_head not in hashes:
         problems.append("the expected head hash is not in the ledger: entries were cut off the "
                         "end, or the ledger was replaced")
     return LedgerCheck(path=str(p), entries=entries, problems=problems, head=head)
+
+
+# -- anchoring: signed checkpoints -----------------------------------------------------------
+CHECKPOINT_PREDICATE = "https://lea-ai-audit.eu/attestation/ledger-checkpoint/v1"
+
+
+def checkpoint_path(ledger: str | os.PathLike[str]) -> Path:
+    """Where :func:`sign_checkpoint` writes by default: ``<ledger>.checkpoint.json``."""
+    p = Path(ledger)
+    return p.with_name(p.name + ".checkpoint.json")
+
+
+def sign_checkpoint(ledger: str | os.PathLike[str], *, key: Any,
+                    passphrase: str | bytes | None = None,
+                    out: str | os.PathLike[str] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Sign the ledger's current head and length (a checkpoint, like a Certificate
+    Transparency signed tree head) and write it to ``out`` (default :func:`checkpoint_path`).
+
+    A later :func:`verify_checkpoint` finds any rewrite of the first ``entries`` entries and
+    any truncation below them. Keep checkpoints where the ledger's writers cannot delete them
+    (a CI artefact, the MLflow run, a mail to the oversight board).
+
+    Examples
+    --------
+    >>> path, cp = sign_checkpoint("ledger.jsonl", key="keys/board.key")  # doctest: +SKIP
+    >>> cp["entries"], cp["head"][:8]                                      # doctest: +SKIP
+    (12, '9f0c1d2e')
+    """
+    import json as _json
+
+    from ._io import atomic_write_text
+    from .attest import STATEMENT_TYPE, sign_statement
+    from .signoff import load_private_key
+
+    check = verify_ledger(ledger)
+    if not check.ok:
+        raise ReportError(f"the ledger {str(ledger)!r} does not verify ({check.problems[0]})",
+                          "a checkpoint signs only an intact ledger: restore it first")
+    priv = key if not isinstance(key, (str, os.PathLike)) else \
+        load_private_key(key, passphrase=passphrase)
+    body = {"entries": check.entries, "head": check.head,
+            "signed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    statement = {"_type": STATEMENT_TYPE,
+                 "subject": [{"name": Path(ledger).name, "digest": {"sha256": check.head}}],
+                 "predicateType": CHECKPOINT_PREDICATE, "predicate": body}
+    env = sign_statement(statement, priv)
+    target = Path(out) if out is not None else checkpoint_path(ledger)
+    atomic_write_text(target, _json.dumps(env, indent=2) + "\n")
+    return target, body
+
+
+def verify_checkpoint(ledger: str | os.PathLike[str], checkpoint: str | os.PathLike[str],
+                      trust_store: Any) -> tuple[list[str], str]:
+    """Problems of the ledger against a signed checkpoint (empty when it holds), and who
+    signed the checkpoint."""
+    from .attest import open_envelope
+    from .signoff import load_trust_store
+
+    store = load_trust_store(trust_store)
+    try:
+        env = json.loads(Path(checkpoint).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"no checkpoint {str(checkpoint)!r}",
+                         "pass the file written by `lea-audit checkpoint`") from None
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return [f"the checkpoint {str(checkpoint)!r} cannot be read ({type(exc).__name__})"], ""
+    ident, st, problem = open_envelope(env, store, predicate_type=CHECKPOINT_PREDICATE)
+    if problem is not None or st is None:
+        return [f"the checkpoint {str(checkpoint)!r}: {problem}"], ""
+    who = f"{ident.reviewer} (key {ident.fingerprint[:19]})"
+    body = st["predicate"]
+    n, head = body.get("entries"), body.get("head")
+    entries = read_ledger(ledger)
+    at = [e for e in entries if e.get("seq") == n]
+    if not isinstance(n, int) or len(entries) < n or not at:
+        return [f"the ledger holds fewer entries than the checkpoint signed by {who} "
+                f"({len(entries)} < {n}): entries were cut off or deleted"], who
+    if at[0].get("hash") != head or entry_hash(at[0]) != head:
+        return [f"entry {n} is not the one the checkpoint signed by {who} names: the ledger "
+                "was rewritten"], who
+    return [], who

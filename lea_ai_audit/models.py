@@ -8,8 +8,15 @@ safe formats are preferred:
   a file that needs other types (e.g. a LightGBM booster) is refused until the user trusts it,
   and the error lists those types;
 - **MLflow model URIs** (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``runs:/ID/PATH``):
-  the model comes from the user's own tracking server or registry, where it was logged by
-  someone with access to it, and is loaded with ``mlflow.sklearn.load_model``.
+  a registered model may have been logged by anyone with access to the registry, so the same
+  rule holds. Only the model's ``MLmodel`` file (YAML) is read first. A model logged with
+  ``mlflow.sklearn.log_model(..., serialization_format="skops")`` is loaded like a ``.skops``
+  file: its ``model.skops`` alone is downloaded and loaded with ``skops.io.load``, types skops
+  does not trust by default only with ``trust`` (the ``skops_trusted_types`` written in the
+  ``MLmodel`` file by whoever logged the model are ignored). The sklearn flavour's other
+  formats, ``cloudpickle`` (MLflow 2's default, and Databricks') and ``pickle``, are pickles:
+  refused unless the user trusts the model, which is then loaded with
+  ``mlflow.sklearn.load_model``.
 
 Examples
 --------
@@ -52,26 +59,85 @@ def _quiet_mlflow() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _load_uri(uri: str) -> tuple[Any, dict[str, Any]]:
+def _uri_error(uri: str, exc: Exception) -> ModelError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ModelError(f"cannot load the MLflow model {uri!r}: {first}",
+                      "check the URI (models:/NAME/VERSION, runs:/ID/PATH), "
+                      "MLFLOW_TRACKING_URI, and that it was logged with mlflow.sklearn")
+
+
+def _sklearn_flavor(uri: str) -> dict[str, Any]:
+    """The sklearn flavour of the model at ``uri``, from its ``MLmodel`` file only (YAML:
+    nothing of the model is downloaded or unpickled)."""
     try:
-        import mlflow.sklearn
+        import mlflow.models
     except ImportError as exc:  # pragma: no cover - mlflow is a dependency
         raise InputError("loading an MLflow model URI needs mlflow",
                          "pip install mlflow, or pass a .skops file") from exc
     try:
         with _quiet_mlflow(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            flavors = mlflow.models.get_model_info(uri).flavors or {}
+    except Exception as exc:
+        raise _uri_error(uri, exc) from exc
+    flavor = flavors.get("sklearn")
+    if not isinstance(flavor, dict):
+        raise ModelError(f"the MLflow model {uri!r} has no sklearn flavour (it has: "
+                         f"{', '.join(sorted(map(str, flavors))) or 'none'})",
+                         "log the model with mlflow.sklearn.log_model(..., "
+                         "serialization_format='skops')")
+    return flavor
+
+
+def _load_uri(uri: str, trust: bool) -> tuple[Any, dict[str, Any]]:
+    flavor = _sklearn_flavor(uri)
+    fmt = str(flavor.get("serialization_format") or "pickle")  # MLflow's default when absent
+    info: dict[str, Any] = {"uri": uri, "format": "mlflow", "serialization_format": fmt}
+    if fmt == "skops":
+        return _load_uri_skops(uri, flavor, trust), info
+    if not trust:
+        raise ModelError(
+            f"the MLflow model {uri!r} is stored in the sklearn flavour's {fmt!r} format, a "
+            "pickle: loading it would run any code it contains",
+            "log it again with mlflow.sklearn.log_model(..., serialization_format='skops'); "
+            "or, if you trust whoever logged it, pass --trust-model (trust=True)")
+    import mlflow.sklearn
+
+    try:
+        with _quiet_mlflow(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             model = mlflow.sklearn.load_model(uri)
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"cannot load the MLflow model {uri!r}: {first}",
-                         "check the URI (models:/NAME/VERSION, runs:/ID/PATH), "
-                         "MLFLOW_TRACKING_URI, and that it was logged with mlflow.sklearn"
-                         ) from exc
-    return model, {"uri": uri, "format": "mlflow"}
+        raise _uri_error(uri, exc) from exc
+    return model, info
 
 
-def _load_skops(path: Path, trust: bool) -> Any:
+def _load_uri_skops(uri: str, flavor: dict[str, Any], trust: bool) -> Any:
+    """Download the model's skops file alone and load it as :func:`_load_skops` does (the types
+    skops trusts by default, others only with ``trust``; the ``skops_trusted_types`` in the
+    model's ``MLmodel`` file are not used)."""
+    import tempfile
+
+    import mlflow.artifacts
+
+    rel = str(flavor.get("pickled_model") or "model.skops")
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or not parts or ".." in parts:
+        raise ModelError(f"the MLflow model {uri!r} names an odd model file {rel!r}",
+                         "log the model again with mlflow.sklearn.log_model")
+    with tempfile.TemporaryDirectory(prefix="lea-model-") as tmp:
+        try:
+            with _quiet_mlflow(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{uri.rstrip('/')}/{Path(rel).as_posix()}", dst_path=tmp)
+        except Exception as exc:
+            raise _uri_error(uri, exc) from exc
+        return _load_skops(Path(local), trust, label=f"the MLflow model {uri!r}")
+
+
+def _load_skops(path: Path, trust: bool, label: str = "") -> Any:
+    label = label or f"model file {str(path)!r}"
     try:
         import skops.io as sio
     except ImportError as exc:
@@ -80,18 +146,18 @@ def _load_skops(path: Path, trust: bool) -> Any:
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:
-        raise ModelError(f"model file {str(path)!r} is not a readable skops file "
+        raise ModelError(f"{label} is not a readable skops file "
                          f"({type(exc).__name__})", "save the model with skops.io.dump") from exc
     if untrusted and not trust:
         shown = ", ".join(untrusted[:6]) + (" ..." if len(untrusted) > 6 else "")
-        raise ModelError(f"model file {str(path)!r} needs types that skops does not trust by "
+        raise ModelError(f"{label} needs types that skops does not trust by "
                          f"default: {shown}",
                          "check that these are the model's own classes, then pass "
                          "--trust-model (trust=True) to load them")
     try:
         return sio.load(path, trusted=untrusted or None)
     except Exception as exc:
-        raise ModelError(f"model file {str(path)!r} could not be loaded: "
+        raise ModelError(f"{label} could not be loaded: "
                          f"{type(exc).__name__}: {exc}", "save the model again with skops.io.dump"
                          ) from exc
 
@@ -104,13 +170,16 @@ def load_model(source: str, *, trust: bool = False) -> tuple[Any, dict[str, Any]
     source : str
         ``model.skops``, ``models:/NAME/VERSION``, ``runs:/ID/PATH``, or a pickle/joblib file.
     trust : bool
-        Load a pickle, or a skops file with types skops does not trust by default. Only for
-        files you made yourself: loading a pickle runs the code inside it.
+        Load a pickle (a pickle file, or an MLflow model logged in the sklearn flavour's
+        ``cloudpickle`` or ``pickle`` format), or a skops file with types skops does not trust
+        by default. Only for models you made yourself: loading a pickle runs the code inside
+        it.
 
     Returns
     -------
     (model, info)
-        ``info`` holds ``format`` and either ``path`` and ``sha256`` or ``uri``.
+        ``info`` holds ``format`` and either ``path`` and ``sha256`` or ``uri`` and
+        ``serialization_format`` (the MLflow sklearn flavour's).
 
     Raises
     ------
@@ -120,7 +189,7 @@ def load_model(source: str, *, trust: bool = False) -> tuple[Any, dict[str, Any]
     """
     src = str(source)
     if src.startswith(URI_SCHEMES):
-        return _load_uri(src)
+        return _load_uri(src, trust)
     path = Path(src)
     if not path.exists():
         raise InputError(f"model file {src!r} does not exist",

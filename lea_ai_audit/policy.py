@@ -118,10 +118,40 @@ class Policy:
         return replace(self, requirements=reqs)
 
     def describe(self) -> dict[str, Any]:
-        """Id, version, title and source, for the report."""
+        """Id, version, title, source and canonical digest (:meth:`digest`), for the report."""
         return {"id": self.id, "version": self.version, "title": self.title,
                 "source": self.source, "path": self.path, "settings": dict(self.settings),
-                "signoff": dict(self.signoff)}
+                "signoff": dict(self.signoff), "sha256": self.digest(),
+                "requirements": len(self.requirements)}
+
+    def canonical(self) -> dict[str, Any]:
+        """What decides an audit under this pack, as plain JSON: id, version, settings, the
+        sign-off rule and each requirement's id, check, parameters, clauses and blocking."""
+        import json
+
+        body = {"id": self.id, "version": self.version, "settings": dict(self.settings),
+                "signoff": dict(self.signoff),
+                "requirements": [{"id": r.id, "check": r.check, "params": dict(r.params),
+                                  "clauses": list(r.clauses), "blocking": r.blocking}
+                                 for r in self.requirements]}
+        return json.loads(json.dumps(body, default=str))
+
+    def digest(self) -> str:
+        """SHA-256 of :meth:`canonical` (sorted keys, no spaces): the same for every copy of
+        the pack, whatever its comments, key order or file path; another for any change of a
+        threshold, parameter, blocking flag or the sign-off rule.
+
+        Examples
+        --------
+        >>> load_policy().digest() == load_policy().digest()
+        True
+        """
+        import hashlib
+        import json
+
+        canon = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False)
+        return hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
 
 def _policy_files() -> dict[str, Path]:

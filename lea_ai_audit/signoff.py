@@ -83,17 +83,19 @@ __all__ = [
     "parse_expiry",
     "read_identity",
     "sign_report",
+    "verify_attestation_author",
     "verify_record",
 ]
 
 FORMAT = "lea-ai-audit.signoff/1"
 SIGNOFF_DIR = "signoffs"
 ALGORITHM = "Ed25519"
-DECISIONS = ("approve", "reject")
+DECISIONS = ("approve", "reject", "withdraw")
 #: fields of the signed payload repeated at the top level of a record
 TOP_FIELDS = ("reviewer", "role", "decision", "comment", "signed_at", "expires_at", "waiver",
               "report_id", "report_digest", "model_sha256", "model_card_sha256",
-              "key_fingerprint")
+              "key_fingerprint", "policy_sha256", "data_sha256", "attestation_sha256",
+              "author_fingerprint")
 #: a signature dated this far in the future is refused (clock skew allowance)
 CLOCK_SKEW = timedelta(minutes=5)
 #: card.json sections left out of the card digest: they change with every rendering or
@@ -389,6 +391,10 @@ class TrustStore:
 
     reviewers: Mapping[str, Identity]
     path: str | None = None
+    #: policy packs allowed besides the shipped ones: ``{"sha256": ..., "path": ...}``
+    policies: tuple[Mapping[str, Any], ...] = ()
+    #: SHA-256 of the trust store file (pin it with ``lea-audit gate --trust-store-sha256``)
+    sha256: str | None = None
 
     def by_fingerprint(self, fp: str) -> Identity | None:
         for ident in self.reviewers.values():
@@ -423,7 +429,16 @@ def _parse_store(data: Any, where: str) -> TrustStore:
                              "each reviewer needs their own key pair")
         reviewers[ident.reviewer] = ident
         seen_fp[ident.fingerprint] = ident.reviewer
-    return TrustStore(reviewers=reviewers, path=None)
+    policies = data.get("policies") or []
+    if not isinstance(policies, list) or not all(
+            isinstance(x, Mapping) and re.fullmatch(r"[0-9a-f]{64}", str(x.get("sha256") or ""))
+            for x in policies):
+        raise InputError(f"trust store {where}: policies must be a list of entries with a "
+                         "sha256 (64 hex digits) and a path",
+                         "write e.g. policies: [{path: packs/ours.yaml, sha256: <lea-audit "
+                         "policies --digest>}]")
+    return TrustStore(reviewers=reviewers, path=None,
+                      policies=tuple(dict(x) for x in policies))
 
 
 def load_trust_store(path: str | os.PathLike[str] | TrustStore) -> TrustStore:
@@ -462,7 +477,8 @@ def load_trust_store(path: str | os.PathLike[str] | TrustStore) -> TrustStore:
                          "fix the YAML (plain YAML only: tags that build objects are refused)"
                          ) from exc
     store = _parse_store(data, repr(str(p)))
-    return TrustStore(reviewers=store.reviewers, path=str(p))
+    return TrustStore(reviewers=store.reviewers, path=str(p), policies=store.policies,
+                      sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 def _check_can_add(path: Path, ident: Identity) -> TrustStore:
@@ -609,6 +625,7 @@ class SignedOff:
     ledger_error: str | None = None
     tracked: bool | None = None
     tracking_note: str = ""
+    ledger_entry: Mapping[str, Any] | None = None
 
 
 def sign_report(report: str | os.PathLike[str], *, key: str | os.PathLike[str] | Any,
@@ -680,11 +697,12 @@ def sign_report(report: str | os.PathLike[str], *, key: str | os.PathLike[str] |
     reviewer = _check_id(reviewer, "reviewer id", "--reviewer")
     decision = str(decision or "").strip().lower()
     if decision not in DECISIONS:
-        raise InputError(f"decision {decision!r} is not approve or reject",
-                         "pass --decision approve or --decision reject")
+        raise InputError(f"decision {decision!r} is not approve, reject or withdraw",
+                         "pass --decision approve, reject or withdraw")
     comment = str(comment or "").strip()
-    if decision == "reject" and not comment:
-        raise InputError("a rejection needs a comment", "say why with --comment TEXT")
+    if decision in ("reject", "withdraw") and not comment:
+        raise InputError(f"a {'rejection' if decision == 'reject' else 'withdrawal'} needs a "
+                         "comment", "say why with --comment TEXT")
     bad_files = _evidence_problems(rep, report_dir)
     if bad_files:
         raise ReportError(f"the report's evidence is not as audited: {bad_files[0]}",
@@ -752,6 +770,35 @@ def sign_report(report: str | os.PathLike[str], *, key: str | os.PathLike[str] |
             if ident.fingerprint == fp and ident.reviewer == reviewer:
                 role = ident.role
     role = _check_id(role, "role", "--role (or keep the .pub file from keygen beside the key)")
+    from .attest import (
+        SIGNOFF_PREDICATE,
+        STATEMENT_TYPE,
+        envelope_digest,
+        load_attestation,
+        sign_statement,
+        subjects,
+    )
+
+    att = load_attestation(report_dir)
+    author_fp = None
+    if att is not None:
+        try:
+            author_fp = json.loads(base64.b64decode(att["payload"]))["predicate"][
+                "author_fingerprint"]
+        except (KeyError, ValueError, TypeError):
+            author_fp = None
+    rule = {**_RULE_DEFAULTS, **dict(rep.policy.get("signoff") or {})}
+    if decision == "approve" and not rule.get("author_may_approve"):
+        if author_fp is not None and author_fp == fp:
+            raise InputError(AUTHOR_APPROVAL.format(who=repr(reviewer)) + ": this key signed "
+                             "the audit", "ask another officer to review it")
+        if _same_person(reviewer, rep.author):
+            raise InputError(AUTHOR_APPROVAL.format(who=repr(reviewer)),
+                             "ask another officer to review it")
+    if decision == "withdraw" and not any(
+            (s.record or {}).get("key_fingerprint") == fp for s in load_signoffs(report_dir)):
+        raise InputError(f"{reviewer!r} has no sign-off of this report to withdraw",
+                         "a reviewer can withdraw only their own earlier sign-off")
     payload = {
         "format": FORMAT, "algorithm": ALGORITHM,
         "reviewer": reviewer, "role": role, "decision": decision, "comment": comment,
@@ -762,15 +809,20 @@ def sign_report(report: str | os.PathLike[str], *, key: str | os.PathLike[str] |
         "policy": rep.policy.get("id"), "policy_version": rep.policy.get("version"),
         "model_sha256": model_sha, "model_card_sha256": card_digest(report_dir),
         "key_fingerprint": fp, "nonce": secrets.token_hex(16),
+        "policy_sha256": rep.policy.get("sha256"), "data_sha256": rep.data.get("sha256"),
+        "attestation_sha256": envelope_digest(att) if att is not None else None,
+        "author_fingerprint": author_fp,
     }
-    signature = priv.sign(_canonical(payload))
+    statement = {"_type": STATEMENT_TYPE,
+                 "subject": subjects(report_dir, rep, model_sha256=model_sha),
+                 "predicateType": SIGNOFF_PREDICATE, "predicate": payload}
+    envelope = sign_statement(statement, priv)
     record = {k: payload[k] for k in TOP_FIELDS}
-    record.update({"algorithm": ALGORITHM, "payload": payload,
-                   "signature": base64.b64encode(signature).decode("ascii")})
+    record.update({"algorithm": ALGORITHM, "payload": payload, "envelope": envelope})
     name = f"{when:%Y%m%dT%H%M%SZ}-{_safe(reviewer)}-{payload['nonce'][:8]}.json"
     path = atomic_write_text(report_dir / SIGNOFF_DIR / name,
                              json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    ledger_path = ledger_error = None
+    ledger_path = ledger_error = ledger_entry = None
     if ledger is not False:
         from .ledger import default_ledger_path, record_signoff
 
@@ -778,14 +830,14 @@ def sign_report(report: str | os.PathLike[str], *, key: str | os.PathLike[str] |
                                           else ledger)  # type: ignore[arg-type]
         if ledger_path is not None:
             try:
-                record_signoff(ledger_path, record, file=path.resolve())
+                ledger_entry = record_signoff(ledger_path, record, file=path.resolve())
             except LeaAuditError as exc:
                 ledger_error = str(exc)
     tracked, note = None, ""
     if track:
         tracked, note = _track(report_dir, record)
     return SignedOff(record=record, path=path, ledger=ledger_path, ledger_error=ledger_error,
-                     tracked=tracked, tracking_note=note)
+                     tracked=tracked, tracking_note=note, ledger_entry=ledger_entry)
 
 
 def _track(report_dir: Path, record: Mapping[str, Any]) -> tuple[bool | None, str]:
@@ -803,6 +855,26 @@ def _track(report_dir: Path, record: Mapping[str, Any]) -> tuple[bool | None, st
         return False, ("not logged to MLflow now (unreachable or the report is not logged "
                        "yet): `lea-audit sync` will log it")
     return False, "not logged to MLflow: the report has no MLflow run"
+
+
+def _person(text: Any) -> tuple[str, str]:
+    """(name, e-mail) of "Name <email>", "email" or "name", case-folded and trimmed."""
+    t = str(text or "").strip()
+    m = re.match(r"^(.*?)\s*<([^<>]+)>\s*$", t)
+    if m:
+        return m.group(1).strip().casefold(), m.group(2).strip().casefold()
+    return (t.casefold(), t.casefold()) if "@" in t else (t.casefold(), "")
+
+
+def _same_person(reviewer: Any, author: Any) -> bool:
+    """Whether a reviewer id names the report's author ("bob", "Bob <bob@x.eu>", "bob@x.eu";
+    an e-mail's local part counts too)."""
+    if not str(author or "").strip():
+        return False
+    rn, re_ = _person(reviewer)
+    an, ae = _person(author)
+    local = ae.split("@")[0] if ae else ""
+    return bool(rn) and (rn == an or (bool(re_) and re_ == ae) or (bool(local) and rn == local))
 
 
 # -- reading and checking --------------------------------------------------------------------
@@ -846,7 +918,9 @@ class SignoffCheck:
     """One sign-off as :func:`evaluate_signoffs` judged it.
 
     ``state``: ``valid``; ``expired`` (not counted); ``invalid`` (refused: the gate stays
-    closed while it is there); ``author`` (the author's own approval: refused).
+    closed while it is there); ``author`` (the author's own approval: refused);
+    ``withdrawn`` (voided by the same reviewer's signed withdrawal). ``fingerprint`` is the
+    key that verified it ("" when none did).
     """
 
     file: str
@@ -855,6 +929,7 @@ class SignoffCheck:
     decision: str
     state: str
     problem: str = ""
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -865,9 +940,19 @@ class SignoffVerdict:
     reasons: tuple[str, ...]
     approvals: tuple[str, ...] = ()
     rejections: tuple[str, ...] = ()
+    approvers: tuple[Identity, ...] = ()
     waived: tuple[str, ...] = ()
     checks: tuple[SignoffCheck, ...] = ()
     rule: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _statement(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    env = record.get("envelope")
+    try:
+        st = json.loads(base64.b64decode(str((env or {}).get("payload") or ""), validate=True))
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return st if isinstance(st, dict) else None
 
 
 def verify_record(record: Mapping[str, Any], trust_store: TrustStore
@@ -878,23 +963,25 @@ def verify_record(record: Mapping[str, Any], trust_store: TrustStore
     top-level fields match the signed ones, else ``(identity or None, payload or None,
     problem)``. Binding to a report is checked by :func:`evaluate_signoffs`.
     """
-    from cryptography.exceptions import InvalidSignature
+    from .attest import SIGNOFF_PREDICATE, open_envelope
 
     who = repr(str(record.get("reviewer") or "?"))
-    payload = record.get("payload")
-    sig = record.get("signature")
-    if not isinstance(payload, Mapping) or not isinstance(sig, str):
-        return None, None, f"{who}: not a signed record (no payload or signature)"
+    env = record.get("envelope")
+    if not isinstance(env, Mapping):
+        return None, None, f"{who}: not a signed record (no signed envelope)"
+    ident, statement, problem = open_envelope(env, trust_store,
+                                              predicate_type=SIGNOFF_PREDICATE)
+    payload = (statement or {}).get("predicate")
+    if not isinstance(payload, Mapping):
+        return None, None, f"{who}: not a signed sign-off ({problem})"
     if payload.get("format") != FORMAT or record.get("algorithm", ALGORITHM) != ALGORITHM:
         return None, None, f"{who}: unknown sign-off format {payload.get('format')!r}"
     fp = str(payload.get("key_fingerprint") or "")
-    ident = trust_store.by_fingerprint(fp)
     if ident is None:
         return None, dict(payload), UNKNOWN_KEY.format(who=who, fp=fp[:19] or "none")
-    try:
-        raw = base64.b64decode(sig, validate=True)
-        ident.verifier().verify(raw, _canonical(dict(payload)))
-    except (InvalidSignature, ValueError):
+    if problem is not None or fp != ident.fingerprint:
+        return ident, dict(payload), BAD_SIGNATURE.format(who=who)
+    if "payload" in record and record.get("payload") != payload:
         return ident, dict(payload), BAD_SIGNATURE.format(who=who)
     for k in TOP_FIELDS:
         if k in record and record.get(k) != payload.get(k):
@@ -915,6 +1002,8 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
                       model_path: str | os.PathLike[str] | None = None,
                       rule: Mapping[str, Any] | None = None,
                       report_dir: str | os.PathLike[str] | None = None,
+                      author_fingerprint: str | None = None,
+                      ledger_records: Sequence[tuple[int, Mapping[str, Any]]] = (),
                       now: datetime | None = None) -> SignoffVerdict:
     """Apply the sign-off rule to ``signoffs`` of ``report``.
 
@@ -932,7 +1021,14 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
         ``min_approvals``, ``required_roles``, ``author_may_approve``, ``max_age_days``;
         default the policy's rule recorded in the report (``report.policy["signoff"]``).
     report_dir : path, optional
-        The report's directory: its evidence files and model card are checked too.
+        The report's directory: its evidence files and model card are checked too, and every
+        digest a sign-off bound (its in-toto subjects) is recomputed from the files there.
+    author_fingerprint : str, optional
+        The key that signed the audit (from its verified attestation): an approval with that
+        key is the author's own (four-eyes rule by key, not by name).
+    ledger_records : list of (seq, record), optional
+        The sign-off records the ledger holds for this report: a rejection or withdrawal
+        recorded there but missing from ``signoffs`` keeps the rule from holding.
     now : datetime, optional
         The time of the check (default now).
 
@@ -955,7 +1051,6 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
     max_age = r.get("max_age_days")
     when = _now(now)
     digest = report.digest()
-    author = str(report.author or "").strip().casefold()
     failed = failed_requirements(report)
     blocking: list[str] = []
     notes: list[str] = []
@@ -970,15 +1065,38 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
             blocking.append(f"the model file {mp!s} (SHA-256 {model_sha[:12]}...) is not the "
                             f"one audited ({str(audited)[:12]}...)")
     card_now = None
+    subjects_now = None
     if report_dir is not None:
+        from .attest import subjects as _subjects
+
         blocking += [f"{p}: the report's evidence changed after the audit"
                      for p in _evidence_problems(report, Path(report_dir))]
         card_now = card_digest(report_dir)
+        if (Path(report_dir) / "report.json").is_file():
+            subjects_now = [x for x in _subjects(report_dir, report) if x["name"] != "model"]
+    items: list[Signoff | Mapping[str, Any]] = list(signoffs)
+    on_disk = {json.dumps((it.record if isinstance(it, Signoff) else it or {}).get(
+        "envelope"), sort_keys=True) for it in items}
+    for seq, rec in ledger_records:
+        if json.dumps(rec.get("envelope"), sort_keys=True) in on_disk:
+            continue
+        ident, pl, problem = verify_record(rec, store)
+        if problem is None and pl and pl.get("report_id") == report.report_id:
+            what = str(pl.get("decision"))
+            if what in ("reject", "withdraw"):
+                blocking.append(f"the ledger (entry {seq}) records a {what} by "
+                                f"{pl.get('reviewer')!r} that is missing from {SIGNOFF_DIR}/: "
+                                "a sign-off file was deleted")
+            else:
+                notes.append(f"the ledger (entry {seq}) records an approval by "
+                             f"{pl.get('reviewer')!r} that is not in {SIGNOFF_DIR}/ (not "
+                             "counted)")
 
     checks: list[SignoffCheck] = []
     approvals: dict[str, Identity] = {}
     rejections: list[str] = []
-    for item in signoffs:
+    counted: list[tuple[str, str, Identity, str, str, dict[str, Any]]] = []
+    for item in items:
         if isinstance(item, Signoff):
             fname, rec, err = item.path.name, item.record, item.error
         else:
@@ -1009,9 +1127,20 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
             elif theirs != model_sha:
                 problem = MODEL_CHANGED.format(who=who, theirs=str(theirs)[:12] + "...",
                                                path=model_path, mine=model_sha[:12] + "...")
-        if (problem is None and card_now is not None and p.get("model_card_sha256")
+        if (problem is None and report_dir is not None and p.get("model_card_sha256")
                 and p.get("model_card_sha256") != card_now):
-            problem = f"{who}: the model card (card.json) changed after it was signed"
+            problem = (f"{who}: the model card (card.json) changed after it was signed"
+                       if card_now else f"{who}: signed a model card that is gone (card.json "
+                       "was deleted)")
+        if problem is None and subjects_now is not None:
+            from .attest import check_subjects
+
+            st = _statement(rec)
+            lost = check_subjects([x for x in (st or {}).get("subject") or []
+                                   if isinstance(x, Mapping) and x.get("name") != "model"],
+                                  subjects_now, who=who)
+            if lost:
+                problem = lost[0]
         signed_at = _parse_time(p.get("signed_at"))
         if problem is None and signed_at is None:
             problem = f"{who}: the signing time is unreadable"
@@ -1030,7 +1159,8 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
                 state, problem = "expired", (f"{who}: signed on {p.get('signed_at')}, more "
                                              f"than the policy's {max_age:g} days ago")
         if state == "valid" and decision == "approve" and ident is not None:
-            if not author_ok and author and ident.reviewer.strip().casefold() == author:
+            if not author_ok and ((author_fingerprint and ident.fingerprint == author_fingerprint)
+                                  or _same_person(ident.reviewer, report.author)):
                 state, problem = "author", AUTHOR_APPROVAL.format(who=who)
             elif failed:
                 waived = set((p.get("waiver") or {}).get("requirements") or [])
@@ -1040,18 +1170,34 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
                                                  f"waiving {', '.join(missing)}")
         checks.append(SignoffCheck(fname, str(p.get("reviewer") or rec.get("reviewer") or "?"),
                                    str(p.get("role") or rec.get("role") or "?"), decision,
-                                   state, problem or ""))
+                                   state, problem or "",
+                                   ident.fingerprint if ident is not None else ""))
         if state in ("invalid", "author"):
             blocking.append(problem or f"{who}: invalid")
         elif state == "expired":
             notes.append(problem or f"{who}: expired")
-        elif decision == "reject":
-            assert ident is not None
-            rejections.append(ident.reviewer)
-            blocking.append(f"rejected by {ident.reviewer!r} ({ident.role}): "
-                            f"{p.get('comment') or 'no comment'}")
         else:
             assert ident is not None
+            counted.append((str(p.get("signed_at")), fname, ident, decision, who, p))
+    # in signing order: a withdrawal voids the same key's earlier sign-offs of this report
+    live: dict[str, tuple[str, Identity, dict[str, Any]]] = {}
+    for _, fname, ident, decision, who, p in sorted(counted, key=lambda t: (t[0], t[1])):
+        if decision == "withdraw":
+            live.pop(ident.fingerprint, None)
+            notes.append(f"{who}: withdrew their sign-off ({p.get('comment') or 'no comment'})")
+            checks[:] = [c if not (c.fingerprint == ident.fingerprint and c.file != fname
+                                   and c.state == "valid" and c.decision != "withdraw")
+                         else SignoffCheck(c.file, c.reviewer, c.role, c.decision, "withdrawn",
+                                           "withdrawn by the reviewer", c.fingerprint)
+                         for c in checks]
+        else:
+            live[ident.fingerprint] = (decision, ident, p)
+    for decision, ident, p in live.values():
+        if decision == "reject":
+            rejections.append(ident.reviewer)
+            blocking.append(f"rejected by {ident.reviewer!r} ({ident.role}, key "
+                            f"{ident.fingerprint[:19]}): {p.get('comment') or 'no comment'}")
+        else:
             approvals.setdefault(ident.reviewer, ident)
     reasons = list(blocking)
     if len(approvals) < need:
@@ -1067,6 +1213,7 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
     waived = tuple(failed) if failed and approvals and not reasons else ()
     return SignoffVerdict(ok=not reasons, reasons=tuple(reasons),
                           approvals=tuple(sorted(approvals)), rejections=tuple(rejections),
+                          approvers=tuple(approvals[k] for k in sorted(approvals)),
                           waived=waived, checks=tuple(checks),
                           rule={"min_approvals": need, "required_roles": roles,
                                 "author_may_approve": author_ok, "max_age_days": max_age})
@@ -1091,5 +1238,18 @@ def check_signoffs(report: str | os.PathLike[str], *,
 
     report_dir, report_file = _report_paths(report)
     rep = AuditReport.load(report_file)
-    return evaluate_signoffs(rep, load_signoffs(report_dir), trust_store,
-                             model_path=model_path, rule=rule, report_dir=report_dir, now=now)
+    store = load_trust_store(trust_store)
+    return evaluate_signoffs(rep, load_signoffs(report_dir), store,
+                             model_path=model_path, rule=rule, report_dir=report_dir,
+                             author_fingerprint=verify_attestation_author(report_dir, rep, store),
+                             now=now)
+
+
+def verify_attestation_author(report_dir: str | os.PathLike[str], report: Any,
+                              trust_store: TrustStore | str | os.PathLike[str]) -> str | None:
+    """The key fingerprint that signed the audit's attestation, if it verifies against the
+    trust store (else None)."""
+    from .attest import verify_attestation
+
+    att = verify_attestation(report_dir, report, load_trust_store(trust_store))
+    return att.fingerprint if att is not None and att.ok else None

@@ -47,7 +47,7 @@ def write_cards(report: Any, out: str | os.PathLike[str], *,
                 report_dir: str | os.PathLike[str] | None = None,
                 metadata: str | os.PathLike[str] | Mapping[str, Any] | None = None,
                 previous: Any = None, formats: Sequence[str] = ("html", "md", "json"),
-                name: str = "card") -> dict[str, Path]:
+                name: str = "card", trust_store: Any = None) -> dict[str, Path]:
     """Build the card once and write ``<out>/card.<html|md|json>`` atomically.
 
     Parameters
@@ -56,7 +56,7 @@ def write_cards(report: Any, out: str | os.PathLike[str], *,
         The report, or its report.json / directory.
     out : path
         Output directory.
-    report_dir, metadata, previous
+    report_dir, metadata, previous, trust_store
         See :func:`build_card`.
     formats : list of str
         Any of ``html``, ``md``, ``json``.
@@ -79,7 +79,7 @@ def write_cards(report: Any, out: str | os.PathLike[str], *,
             from ..errors import InputError
             raise InputError(f"unknown card format {f!r}", "use html, md or json")
     card = build_card(report, report_dir=report_dir, metadata=metadata, previous=previous,
-                      figures="html" in formats)
+                      figures="html" in formats, trust_store=trust_store)
     out_dir = Path(out)
     written = {}
     for f in formats:

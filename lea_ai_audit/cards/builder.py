@@ -370,52 +370,50 @@ def _key_figures(c: Any, limit: int = 6) -> dict[str, float | int | None]:
     return chosen
 
 
-def _read_signoffs(report_dir: Path | None, rep: Any) -> list[dict[str, Any]]:
-    if report_dir is None:
+def _read_signoffs(report_dir: Path | None, rep: Any, trust_store: Any = None
+                   ) -> list[dict[str, Any]]:
+    """Every sign-off file, as the gate judges it: only those verified against the trust store
+    are counted (``state`` "valid"); the others carry the reason they are not."""
+    if report_dir is None or not (Path(report_dir) / "signoffs").is_dir():
         return []
-    folder = Path(report_dir) / "signoffs"
-    if not folder.is_dir():
-        return []
-    now = datetime.now(UTC)
+    from ..signoff import evaluate_signoffs, load_signoffs, verify_attestation_author
+
+    items = load_signoffs(report_dir)
+    if trust_store is None:
+        checks = None
+    else:
+        author_fp = verify_attestation_author(report_dir, rep, trust_store)
+        checks = {c.file: c for c in evaluate_signoffs(
+            rep, items, trust_store, report_dir=report_dir,
+            author_fingerprint=author_fp).checks}
     out = []
-    for p in sorted(folder.glob("*.json")):
-        try:
-            rec = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            out.append({"file": p.name, "reviewer": "?", "role": "?", "decision": "unreadable",
-                        "comment": "this sign-off file cannot be read", "signed_at": None,
-                        "expires_at": None, "waiver": None, "state": "unreadable"})
-            continue
-        if not isinstance(rec, Mapping):
-            continue
-        state = "valid"
-        for key, mine in (("report_id", rep.report_id), ("report_sha256", rep.digest()),
-                          ("report_digest", rep.digest())):
-            if rec.get(key) and str(rec[key]) != mine:
-                state = "for another report"
-        exp = rec.get("expires_at")
-        if state == "valid" and exp:
-            try:
-                when = datetime.fromisoformat(str(exp).replace("Z", "+00:00"))
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=UTC)
-                if when < now:
-                    state = "expired"
-            except ValueError:
-                state = "expiry unreadable"
+    for item in items:
+        rec = item.record or {}
+        c = checks.get(item.path.name) if checks is not None else None
+        if item.record is None:
+            state, reason = "unreadable", f"this sign-off file {item.error or 'cannot be read'}"
+        elif checks is None:
+            state, reason = "not verified", "no trust store was given to verify it"
+        elif c is None:
+            state, reason = "invalid", "not verified"
+        else:
+            state, reason = c.state, c.problem
         waiver = rec.get("waiver")
         if isinstance(waiver, Mapping):
             waiver = {"requirements": [str(r) for r in waiver.get("requirements") or []],
                       "justification": str(waiver.get("justification") or "")}
         else:
             waiver = None
-        out.append({"file": p.name, "reviewer": str(rec.get("reviewer") or "?"),
+        exp = rec.get("expires_at")
+        out.append({"file": item.path.name, "reviewer": str(rec.get("reviewer") or "?"),
                     "role": str(rec.get("role") or "?"),
                     "decision": str(rec.get("decision") or "?"),
                     "comment": str(rec.get("comment") or ""),
                     "signed_at": str(rec["signed_at"]) if rec.get("signed_at") else None,
                     "expires_at": str(exp) if exp else None, "waiver": waiver,
-                    "state": state})
+                    "state": state, "reason": reason or "",
+                    "fingerprint": (c.fingerprint if c is not None and state == "valid"
+                                    else "")})
     return out
 
 
@@ -433,7 +431,8 @@ def _oversight(rep: Any, signoffs: list[dict[str, Any]]) -> dict[str, Any]:
             parts.append(f"{len(rejections)} rejection(s)")
         bad = len(signoffs) - len(ok)
         if bad:
-            parts.append(f"{bad} not counted (expired, unreadable or for another report)")
+            parts.append(f"{bad} not counted (not verified against the trust store, expired, "
+                         "withdrawn, the author's own, or for another report: see the table)")
         summary = "Signed off: " + ", ".join(parts) + "."
         if rejections:
             summary += " A reviewer rejected the audit."
@@ -551,7 +550,8 @@ def _text_list(meta: Mapping[str, Any], key: str) -> list[str]:
 
 def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
                metadata: str | os.PathLike[str] | Mapping[str, Any] | None = None,
-               previous: Any = None, figures: bool = True) -> ModelCard:
+               previous: Any = None, figures: bool = True,
+               trust_store: Any = None) -> ModelCard:
     """Build the model card of ``report``.
 
     Parameters
@@ -561,6 +561,9 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
     report_dir : path, optional
         The report's directory: evidence files (plots are shown) and ``signoffs/*.json``.
         Default: the directory ``report`` was loaded from, if a path was given.
+    trust_store : TrustStore or path, optional
+        The reviewers whose sign-offs count: only sign-offs verified against it are shown as
+        counted, with the key's fingerprint (without it, none is).
     metadata : path or mapping, optional
         The owner's metadata (see :func:`load_metadata`); overrides ``report.subject.metadata``
         key by key.
@@ -594,7 +597,7 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
     model = dict(subject.get("model") or {})
     unitary, inter = _group_tables(rep)
     perf = _performance_table(rep)
-    signoffs = _read_signoffs(base, rep)
+    signoffs = _read_signoffs(base, rep, trust_store)
     oversight = _oversight(rep, signoffs)
     min_n = _min_group_size(rep)
     small = 0
@@ -797,6 +800,7 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
         "human_oversight": oversight,
         "changes": changes,
         "evidence_files": evidence_files,
+        "metadata": {k: meta[k] for k in sorted(meta)},
     }
     return ModelCard(data=card, images=images)
 

@@ -4,7 +4,10 @@ The bundle (a .zip) holds report.json, the model cards (HTML, Markdown, JSON), t
 files, the sign-offs and ``manifest.json`` with the SHA-256 of every file. :func:`verify_bundle`
 recomputes every digest, checks that nothing was added or removed, that the report's own
 evidence digests match, that its overall status agrees with its results and that the cards
-render this very report.
+render this very report. The manifest is not signed: digests alone prove nothing against
+someone who rewrites it. With a trust store, :func:`verify_bundle` also verifies the
+signatures inside — the author's attestation (``attestation.json``) and every sign-off — and
+says what they prove; a bundle is ``ok`` only when something in it is signed and verifies.
 """
 
 from __future__ import annotations
@@ -35,17 +38,34 @@ class BundleCheck:
     report_id: str | None
     status: str | None
     problems: list[str] = field(default_factory=list)
+    #: who signed the audit (the author's attestation), verified against the trust store
+    author: str | None = None
+    #: verified approvals / rejections, "reviewer (role, key sha256:...)"
+    approvals: tuple[str, ...] = ()
+    rejections: tuple[str, ...] = ()
+    #: whether signatures were checked at all (a trust store was given)
+    signatures_checked: bool = False
+
+    @property
+    def signed(self) -> bool:
+        return self.author is not None or bool(self.approvals or self.rejections)
+
+    @property
+    def intact(self) -> bool:
+        """Every digest matches (says nothing about who made the files)."""
+        return not self.problems
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        """Intact, and signed by keys of the trust store."""
+        return not self.problems and self.signatures_checked and self.signed
 
 
 def _collect(base: Path, rep: Any) -> dict[str, bytes]:
     files: dict[str, bytes] = {"report.json": (base / "report.json").read_bytes()}
     for e in rep.files():
         files[str(e.data["path"])] = e.read(base)  # ReportError if missing or changed
-    for name in ("card.html", "card.md", "card.json", "mlflow.json"):
+    for name in ("card.html", "card.md", "card.json", "mlflow.json", "attestation.json"):
         p = base / name
         if p.is_file():
             files[name] = p.read_bytes()
@@ -105,8 +125,9 @@ def _safe_name(name: str) -> bool:
     return ".." not in parts and ":" not in parts[0]
 
 
-def verify_bundle(path: str | os.PathLike[str]) -> BundleCheck:
-    """Check a bundle written by :func:`export_bundle`.
+def verify_bundle(path: str | os.PathLike[str], *, trust_store: Any = None) -> BundleCheck:
+    """Check a bundle written by :func:`export_bundle`; with ``trust_store``, also the
+    signatures inside (see :class:`BundleCheck`: ``intact`` vs ``ok``).
 
     Raises
     ------
@@ -190,4 +211,44 @@ def verify_bundle(path: str | os.PathLike[str]) -> BundleCheck:
                 problems.append("card.json renders another report")
         except ValueError:
             problems.append("card.json is not valid JSON")
-    return BundleCheck(str(p), len(names), report_id, status, problems)
+    if trust_store is None:
+        return BundleCheck(str(p), len(names), report_id, status, problems)
+    return _verify_signatures(contents, rep, trust_store,
+                              BundleCheck(str(p), len(names), report_id, status, problems))
+
+
+def _verify_signatures(contents: dict[str, bytes], rep: Any, trust_store: Any,
+                       check: BundleCheck) -> BundleCheck:
+    """Unpack the bundle's files to a private temporary folder and verify the author's
+    attestation and the sign-offs there, as the gate would."""
+    import dataclasses
+    import tempfile
+
+    from ..attest import verify_attestation
+    from ..signoff import evaluate_signoffs, load_signoffs, load_trust_store
+
+    store = load_trust_store(trust_store)
+    problems = list(check.problems)
+    with tempfile.TemporaryDirectory(prefix="lea-bundle-") as tmp:
+        base = Path(tmp)
+        for name, raw in contents.items():
+            if _safe_name(name):
+                target = base / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(raw)
+        att = verify_attestation(base, rep, store)
+        author = None
+        if att is not None and att.ok:
+            author = (f"{att.identity.reviewer} ({att.identity.role}, key "
+                      f"{att.identity.fingerprint[:19]})")
+        elif att is not None:
+            problems += list(att.problems)
+        v = evaluate_signoffs(rep, load_signoffs(base), store, report_dir=base,
+                              author_fingerprint=att.fingerprint if att and att.ok else None)
+    bad = [c.problem for c in v.checks if c.state in ("invalid", "author")]
+    problems += bad
+    fps = {c.reviewer: c.fingerprint for c in v.checks if c.state == "valid"}
+    approvals = tuple(f"{i.reviewer} ({i.role}, key {i.fingerprint[:19]})" for i in v.approvers)
+    rejections = tuple(f"{r} (key {fps.get(r, '')[:19]})" for r in v.rejections)
+    return dataclasses.replace(check, problems=problems, author=author, approvals=approvals,
+                               rejections=rejections, signatures_checked=True)

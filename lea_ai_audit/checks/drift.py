@@ -9,7 +9,13 @@ AI Act Art. 10(2), Art. 15; Art. 72 post-market monitoring).
     reference rows, or the reference's own score column); and drift *within each group* of each
     sensitive attribute, where a shift confined to one group is diluted in the overall figures
     (population stability index with a Kolmogorov–Smirnov or chi-square test, Bonferroni-
-    adjusted). evidently's HTML report is saved as evidence.
+    adjusted). evidently's HTML report is saved as evidence, made safe to open (see
+    :func:`_safe_html`): column names and category labels reach evidently with ``<``, ``>`` and
+    ``&`` replaced by look-alikes (U+2039 and U+203A, the single angle quotation marks,
+    and U+214B, the turned ampersand: glyphs of common fonts), so a crafted label cannot close
+    evidently's inline ``<script>`` and run its own; and the page carries a Content-Security-
+    Policy that lets only evidently's own scripts run (by their SHA-256) and forbids any
+    network access (fetch, forms, remote scripts, images, fonts).
 
 Large data is sampled: the audited side with the context's proportional stratified sample, the
 reference side with a simple random sample, both seeded by the audit (sizes and seed are in
@@ -596,6 +602,11 @@ def _evidently_report(cur: pd.DataFrame, ref: pd.DataFrame, kinds: dict[str, str
         from evidently import DataDefinition, Dataset, Report
         from evidently.presets import DataDriftPreset
 
+    # what evidently sees: names and labels without markup (its HTML embeds them in <script>)
+    names = _safe_names(list(kinds))
+    back = {v: k for k, v in names.items()}
+    cur, ref = _safe_frames(cur, ref, kinds, names)
+    kinds = {names[c]: k for c, k in kinds.items()}
     num = [c for c, k in kinds.items() if k == "num"]
     cat = [c for c, k in kinds.items() if k == "cat"]
     dd = DataDefinition(numerical_columns=num, categorical_columns=cat)
@@ -614,13 +625,13 @@ def _evidently_report(cur: pd.DataFrame, ref: pd.DataFrame, kinds: dict[str, str
             continue
         name = str(cfg.get("method"))
         value = m.get("value")
-        out[str(cfg["column"])] = {
+        out[back.get(str(cfg["column"]), str(cfg["column"]))] = {
             "method": name, "threshold": cfg.get("threshold"),
             "value": None if value is None else round(float(value), 6),
             "kind": "p-value" if "p_value" in name else "distance", "drift": None}
     for t in d.get("tests", []):
         params = (t.get("metric_config") or {}).get("params") or {}
-        col = params.get("column")
+        col = back.get(str(params.get("column")), params.get("column"))
         if col in out and str(params.get("type", "")).endswith("ValueDrift"):
             status = t.get("status")
             out[col]["drift"] = str(getattr(status, "value", status)).upper() == "FAIL"
@@ -628,8 +639,90 @@ def _evidently_report(cur: pd.DataFrame, ref: pd.DataFrame, kinds: dict[str, str
         if info["drift"] is None and info["value"] is not None and info["threshold"]:
             info["drift"] = (info["value"] < info["threshold"] if info["kind"] == "p-value"
                              else info["value"] >= info["threshold"])
-    page = snap.get_html_str(as_iframe=False).encode("utf-8") if html else None
+    page = _safe_html(snap.get_html_str(as_iframe=False)).encode("utf-8") if html else None
     return out, page
+
+
+#: what replaces markup characters in the names and labels given to evidently
+_LOOKALIKE = str.maketrans({"<": "\u2039", ">": "\u203a", "&": "\u214b"})
+
+
+def _safe_text(text: str) -> str:
+    """``text`` with ``<``, ``>`` and ``&`` replaced by look-alikes (``\u2039``, ``\u203a``,
+    ``\u214b``) that mean nothing to HTML or JavaScript."""
+    return text.translate(_LOOKALIKE)
+
+
+def _unique_map(values: list[str]) -> dict[str, str]:
+    """Each value's safe text, one-to-one: a safe text that another value already has (or
+    is) gets a numbered suffix, so that counts, and thus evidently's statistics, are unchanged."""
+    out: dict[str, str] = {}
+    taken = {v for v in values if _safe_text(v) == v}
+    for v in values:
+        if v in out:
+            continue
+        safe = _safe_text(v)
+        if safe != v:
+            base, i = safe, 2
+            while safe in taken:
+                safe, i = f"{base} ({i})", i + 1
+            taken.add(safe)
+        out[v] = safe
+    return out
+
+
+def _safe_names(columns: list[Any]) -> dict[Any, Any]:
+    """Column name -> the name evidently sees (without ``<``, ``>``, ``&``; one-to-one; a
+    name that is not text is kept)."""
+    text = _unique_map([c for c in columns if isinstance(c, str)])
+    return {c: text.get(c, c) if isinstance(c, str) else c for c in columns}
+
+
+def _safe_frames(cur: pd.DataFrame, ref: pd.DataFrame, kinds: dict[str, str],
+                 names: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both samples with the safe column names and, in categorical columns, safe labels
+    (the same label mapped the same way on both sides)."""
+    cur = cur.rename(columns=names)
+    ref = ref.rename(columns=names)
+    for c, k in kinds.items():
+        if k != "cat":
+            continue
+        col = names[c]
+        labels = [v for v in dict.fromkeys([*cur[col].tolist(), *ref[col].tolist()])
+                  if isinstance(v, str)]
+        if not any(_safe_text(v) != v for v in labels):
+            continue
+        mapping = _unique_map(labels)
+        for frame in (cur, ref):
+            frame[col] = np.array([mapping.get(v, v) if isinstance(v, str) else v
+                                   for v in frame[col].tolist()], dtype=object)
+    return cur, ref
+
+
+def _safe_html(page: str) -> str:
+    """evidently's page with a Content-Security-Policy as the first element of ``<head>``:
+    only the page's own inline scripts run (each allowed by its SHA-256, so no script or event
+    handler added later runs), styles inline, images and fonts only as ``data:``, and no
+    network access (no fetch/XHR/WebSocket, no form submission, no remote anything).
+
+    ``frame-ancestors`` cannot be set by a ``<meta>`` policy and is left out.
+    """
+    import base64
+    import hashlib
+    import re
+
+    hashes = []
+    for m in re.finditer(r"<script[^>]*>(.*?)</script>", page, flags=re.S | re.I):
+        digest = hashlib.sha256(m.group(1).encode("utf-8")).digest()
+        hashes.append(f"'sha256-{base64.b64encode(digest).decode('ascii')}'")
+    policy = ("default-src 'none'; script-src " + (" ".join(dict.fromkeys(hashes)) or "'none'")
+              + "; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+              "connect-src 'none'; form-action 'none'; base-uri 'none'; object-src 'none'; "
+              "frame-src 'none'; worker-src 'none'; media-src 'none'; manifest-src 'none'")
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+    head = re.search(r"<head[^>]*>", page, flags=re.I)
+    at = head.end() if head is not None else 0
+    return page[:at] + meta + page[at:]
 
 
 def _round(x: float, nd: int = 6) -> float | None:

@@ -37,8 +37,10 @@ def cmd_card(args: argparse.Namespace) -> int:
     from .._io import atomic_write_text
     from ..cards import build_card, render
 
+    if args.write:
+        return _write_in_place(args)
     card = build_card(args.report, metadata=args.metadata, previous=args.compare,
-                      figures=args.format == "html")
+                      figures=args.format == "html", trust_store=args.trust_store)
     text = render(card, args.format)
     if args.out:
         path = atomic_write_text(args.out, text)
@@ -48,14 +50,53 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_in_place(args: argparse.Namespace) -> int:
+    """Re-render card.html, card.md and card.json beside the report, keeping the card's
+    metadata (and its comparison), so the card shows the sign-offs as they verify now."""
+    import json
+
+    from ..cards import FORMATS, build_card, render
+    from ..errors import InputError
+    from ..signoff import card_body_digest, card_digest
+
+    if args.out or args.compare:
+        raise InputError("--write re-renders the cards beside the report",
+                         "leave out --out and --compare")
+    base = Path(args.report)
+    base = base if base.is_dir() else base.parent
+    old: dict[str, Any] = {}
+    if (base / "card.json").is_file():
+        try:
+            old = json.loads((base / "card.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError("card.json beside the report cannot be read",
+                             "render it anew with --metadata") from exc
+    before = card_digest(base)
+    card = build_card(base, report_dir=base, figures=True, trust_store=args.trust_store,
+                      metadata=args.metadata if args.metadata else (old.get("metadata") or {}))
+    if "changes" in old:
+        card.data["changes"] = old["changes"]
+    texts = {fmt: render(card, fmt) for fmt in FORMATS}
+    after = card_body_digest(json.loads(texts["json"]))
+    from .._io import atomic_write_text
+
+    for fmt, text in texts.items():
+        atomic_write_text(base / f"card.{FORMATS[fmt][1]}", text)
+    print(f"model card: {base}/card.html, card.md, card.json re-rendered"
+          + ("" if before in (None, after) else " — its content changed: earlier sign-offs "
+             "that bound the card no longer count"))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from ..cards.bundle import export_bundle, verify_bundle
 
     path = export_bundle(args.directory, args.out, metadata=args.metadata)
     check = verify_bundle(path)
     print(f"bundle: {path} ({check.files} files, report {check.report_id}, "
-          f"{(check.status or '?').upper()}); check it with `lea-audit verify {path}`")
-    return 0 if check.ok else 1
+          f"{(check.status or '?').upper()}); check it with `lea-audit verify {path} "
+          "--trust-store trust.yaml`")
+    return 0 if check.intact else 1
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -70,11 +111,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if zipfile.is_zipfile(path):
         from ..cards.bundle import verify_bundle
 
-        check = verify_bundle(path)
+        check = verify_bundle(path, trust_store=args.trust_store)
+        what = f"report {check.report_id} ({(check.status or '?').upper()})"
         if check.ok:
-            print(f"bundle OK: {check.files} files, every SHA-256 matches its manifest; "
-                  f"report {check.report_id} ({(check.status or '?').upper()}) intact")
+            signed = ([f"the audit signed by {check.author}"] if check.author else []) + (
+                [f"approved by {', '.join(check.approvals)}"] if check.approvals else []) + (
+                [f"rejected by {', '.join(check.rejections)}"] if check.rejections else [])
+            print(f"bundle OK: {what}: {'; '.join(signed)}; every digest matches "
+                  f"({check.files} files)")
             return 0
+        if check.intact:
+            print(f"bundle NOT VERIFIED: {what}: the digests match, but nothing in it is "
+                  + ("signed by a key of the trust store" if check.signatures_checked else
+                     "verified as signed (pass --trust-store to check the signatures)")
+                  + ": anyone could have written it")
+            return 1
         print(f"bundle NOT OK: {len(check.problems)} problem(s)")
         for prob in check.problems:
             print(f"  - {prob}")
@@ -84,12 +135,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except ImportError:
         raise InputError(f"{str(path)!r} is not a bundle, and this installation cannot check "
                          "ledgers", "pass the .zip written by `lea-audit export`") from None
-    result = verify_ledger(path)
-    if result.ok:
-        print(f"ledger OK: {result.entries} entries, the hash chain is intact")
+    from ..ledger import checkpoint_path, verify_checkpoint
+
+    result = verify_ledger(path, expect_head=args.expect_head)
+    problems = list(result.problems)
+    proved = []
+    cp = Path(args.checkpoint) if args.checkpoint else checkpoint_path(path)
+    if args.checkpoint or (cp.is_file() and args.trust_store):
+        if not args.trust_store:
+            raise InputError("--checkpoint needs the trust store that holds its key",
+                             "add --trust-store trust.yaml")
+        more, who = verify_checkpoint(path, cp, args.trust_store)
+        problems += more
+        if not more:
+            proved.append(f"the checkpoint signed by {who} holds")
+    if args.expect_head and not result.problems:
+        proved.append("the expected head is in it")
+    if not problems:
+        print(f"ledger OK: {result.entries} entries, the hash chain is intact"
+              + (f"; {'; '.join(proved)}" if proved else
+                 " (nothing anchors it: a rewritten or cut-off ledger also reads intact; pass "
+                 "--expect-head or --checkpoint)") + f"; head {result.head}")
         return 0
-    print(f"ledger NOT OK: {len(result.problems)} problem(s) in {result.entries} entries")
-    for prob in result.problems:
+    print(f"ledger NOT OK: {len(problems)} problem(s) in {result.entries} entries")
+    for prob in problems:
         print(f"  - {prob}")
     return 1
 
@@ -106,6 +175,11 @@ def add_commands(sub: Any, kit: Any) -> None:
                    help="an earlier report: add 'what changed since the previous version'")
     p.add_argument("--metadata", metavar="YAML", help="model-card metadata (overrides the "
                                                       "report's)")
+    p.add_argument("--trust-store", metavar="YAML",
+                   help="show as counted only the sign-offs verified against this trust store")
+    p.add_argument("--write", action="store_true",
+                   help="re-render card.html, card.md and card.json beside the report (keeps "
+                        "the card's metadata)")
     kit.add_verbose(p)
     p.set_defaults(func=cmd_card)
 
@@ -123,5 +197,11 @@ def add_commands(sub: Any, kit: Any) -> None:
                                    "manifest's SHA-256 and the report's own digests. Any other "
                                    "file: the hash chain of a ledger. Exit 0 intact, 1 not.")
     p.add_argument("file", help="bundle.zip or ledger file")
+    p.add_argument("--trust-store", metavar="YAML",
+                   help="verify the signatures in a bundle (or a ledger checkpoint) against it")
+    p.add_argument("--expect-head", metavar="HASH",
+                   help="ledger: a head hash published earlier (detects a cut-off tail)")
+    p.add_argument("--checkpoint", metavar="FILE",
+                   help="ledger: a signed checkpoint (`lea-audit checkpoint`)")
     kit.add_verbose(p)
     p.set_defaults(func=cmd_verify)

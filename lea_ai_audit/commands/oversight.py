@@ -39,6 +39,11 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
                    help="the officers' decision log to review (SQLAlchemy URL such as "
                         "sqlite:///decisions.db or postgresql://..., or a sqlite file path)")
     p.add_argument("--ledger", metavar="PATH", help=_LEDGER_HELP)
+    p.add_argument("--sign-key", metavar="FILE",
+                   help="sign the audit as its author with this key (`lea-audit keygen`): "
+                        "writes attestation.json; the four-eyes rule then compares keys")
+    p.add_argument("--sign-passphrase-env", metavar="VAR",
+                   help="environment variable holding the --sign-key passphrase")
 
 
 def audit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -54,14 +59,24 @@ def after_audit(args: argparse.Namespace, report: Any, out: Any) -> str:
     from ..errors import LeaAuditError
     from ..ledger import default_ledger_path, record_assessment
 
+    lines = []
     path = default_ledger_path(out, ledger=getattr(args, "ledger", None))
-    if path is None:
-        return ""
-    try:
-        entry = record_assessment(path, report, report_dir=out)
-    except LeaAuditError as exc:
-        return f"ledger: NOT WRITTEN — {exc}"
-    return f"ledger: {path} (entry {entry['seq']})"
+    entry = None
+    if path is not None:
+        try:
+            entry = record_assessment(path, report, report_dir=out)
+            lines.append(f"ledger: {path} (entry {entry['seq']}, head {entry['hash']})")
+        except LeaAuditError as exc:
+            lines.append(f"ledger: NOT WRITTEN — {exc}")
+    key = getattr(args, "sign_key", None)
+    if key:
+        from ..attest import attest_report
+
+        head = {"seq": entry["seq"], "hash": entry["hash"], "path": str(path)} if entry else None
+        att = attest_report(out, key=key, passphrase=_passphrase(
+            getattr(args, "sign_passphrase_env", None)), ledger_head=head)
+        lines.append(f"attestation: {att} (the audit, signed by its author)")
+    return "\n".join(lines)
 
 
 # -- keygen / signoff ------------------------------------------------------------------------
@@ -83,7 +98,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rerender_cards(report_dir: Path) -> str:
+def _rerender_cards(report_dir: Path, trust_store: Any = None) -> str:
     """Re-render the cards beside the report so they show the new sign-off, but only if that
     changes nothing else in the card (a card rendered with other metadata is left alone)."""
     import json
@@ -97,7 +112,11 @@ def _rerender_cards(report_dir: Path) -> str:
         from ..cards import FORMATS, build_card, render
 
         before = card_digest(report_dir)
-        card = build_card(report_dir, report_dir=report_dir, figures=True)
+        old = json.loads((report_dir / "card.json").read_text(encoding="utf-8"))
+        card = build_card(report_dir, report_dir=report_dir, figures=True,
+                          metadata=old.get("metadata") or {}, trust_store=trust_store)
+        if "changes" in old:
+            card.data["changes"] = old["changes"]
         texts = {fmt: render(card, fmt) for fmt in FORMATS}
         if card_body_digest(json.loads(texts["json"])) != before:
             return ("model card: not re-rendered (it was made with other metadata); run "
@@ -129,10 +148,11 @@ def cmd_signoff(args: argparse.Namespace) -> int:
     if signed.ledger_error:
         print(f"ledger: NOT WRITTEN — {signed.ledger_error}")
     elif signed.ledger is not None:
-        print(f"ledger: {signed.ledger}")
+        e = signed.ledger_entry or {}
+        print(f"ledger: {signed.ledger} (entry {e.get('seq')}, head {e.get('hash')})")
     if signed.tracked is not None or signed.tracking_note:
         print(f"mlflow: {signed.tracking_note}")
-    text = _rerender_cards(signed.path.parent.parent)
+    text = _rerender_cards(signed.path.parent.parent, args.trust_store)
     if text:
         print(text)
     return 0
@@ -162,7 +182,9 @@ def add_commands(sub: Any, kit: Any) -> None:
     p.add_argument("report", help="report.json or the directory holding it")
     p.add_argument("--key", required=True, metavar="FILE", help="your private key (.key)")
     p.add_argument("--reviewer", required=True, help="your reviewer id")
-    p.add_argument("--decision", required=True, choices=["approve", "reject"])
+    p.add_argument("--decision", required=True, choices=["approve", "reject", "withdraw"],
+                   help="withdraw voids your own earlier sign-off of this report (signed, "
+                        "recorded in the ledger)")
     p.add_argument("--comment", metavar="TEXT", help="what you reviewed (a reject needs one)")
     p.add_argument("--role", help="your role (default: from the trust store or the .pub file "
                                   "beside the key)")
@@ -176,16 +198,81 @@ def add_commands(sub: Any, kit: Any) -> None:
     p.add_argument("--passphrase-env", metavar="VAR",
                    help="environment variable holding the key's passphrase")
     p.add_argument("--trust-store", metavar="YAML",
-                   help="refuse to sign unless the key is the reviewer's key there")
+                   help="refuse to sign unless the key is the reviewer's key there (the card "
+                        "is re-rendered with the sign-offs verified against it)")
     p.add_argument("--ledger", metavar="PATH", help=_LEDGER_HELP)
     kit.add_verbose(p)
     p.set_defaults(func=cmd_signoff)
+
+    p = sub.add_parser("attest", help="sign an audit as its author (attestation.json)",
+                       description="Sign the audit in REPORT_DIR as the person or service that "
+                                   "ran it: a DSSE envelope holding an in-toto Statement over "
+                                   "the digests of the report, evidence, model card, model, "
+                                   "data and policy. `run --sign-key` does this at once.")
+    p.add_argument("report", help="the report directory")
+    p.add_argument("--key", required=True, metavar="FILE", help="the author's private key")
+    p.add_argument("--passphrase-env", metavar="VAR",
+                   help="environment variable holding the key's passphrase")
+    kit.add_verbose(p)
+    p.set_defaults(func=cmd_attest)
+
+    p = sub.add_parser("checkpoint", help="sign the ledger's head (a signed checkpoint)",
+                       description="Sign the ledger's current head hash and length and write "
+                                   "LEDGER.checkpoint.json (or --out). `verify` and `gate` "
+                                   "then detect any rewrite or truncation below it. Keep "
+                                   "copies where the ledger's writers cannot delete them.")
+    p.add_argument("ledger", help="the ledger file")
+    p.add_argument("--key", required=True, metavar="FILE", help="the signing key")
+    p.add_argument("--passphrase-env", metavar="VAR",
+                   help="environment variable holding the key's passphrase")
+    p.add_argument("--out", metavar="FILE", help="where to write it")
+    kit.add_verbose(p)
+    p.set_defaults(func=cmd_checkpoint)
+
+    p = sub.add_parser("trust", help="show a trust store: reviewers, roles, key fingerprints, "
+                                     "its own SHA-256")
+    p.add_argument("action", choices=["show"])
+    p.add_argument("store", metavar="TRUST.yaml")
+    kit.add_verbose(p)
+    p.set_defaults(func=cmd_trust)
+
+
+def cmd_attest(args: argparse.Namespace) -> int:
+    from ..attest import attest_report
+
+    path = attest_report(args.report, key=args.key, passphrase=_passphrase(args.passphrase_env))
+    print(f"attestation: {path}")
+    return 0
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from ..ledger import sign_checkpoint
+
+    path, body = sign_checkpoint(args.ledger, key=args.key,
+                                 passphrase=_passphrase(args.passphrase_env), out=args.out)
+    print(f"checkpoint: {path} ({body['entries']} entries, head {body['head']})")
+    return 0
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    from ..signoff import load_trust_store
+
+    store = load_trust_store(args.store)
+    print(f"trust store {store.path}: SHA-256 {store.sha256} (pin it: lea-audit gate "
+          f"--trust-store-sha256 {store.sha256})")
+    for ident in store.reviewers.values():
+        print(f"  {ident.reviewer} ({ident.role}): {ident.fingerprint}")
+    for pol in store.policies:
+        print(f"  allowed policy {pol.get('path')}: {pol.get('sha256')}")
+    return 0
 
 
 # -- gate ------------------------------------------------------------------------------------
 def add_gate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--require-signoff", action="store_true",
-                   help="open only if the policy's sign-off rule holds (default: 2 approvals by "
+                   help="open only if the evidence chain holds: the audit signed by its "
+                        "author, the policy pinned, the model file, the model card, the "
+                        "ledger, and the policy's sign-off rule (default: 2 approvals by "
                         "distinct reviewers in the trust store, not the author, no rejection)")
     p.add_argument("--trust-store", metavar="YAML",
                    help="the reviewers whose sign-offs count (with --require-signoff)")
@@ -195,59 +282,20 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
                    help="open for a FAILED audit when the sign-off rule holds and every "
                         "approval signed a waiver of each failed requirement (default: a "
                         "failed audit keeps the gate closed, waiver or not)")
-
-
-def gate_reasons(args: argparse.Namespace, report: Any) -> list[str]:
-    from ..errors import InputError
-
-    if not getattr(args, "require_signoff", False):
-        if (getattr(args, "trust_store", None) or getattr(args, "model", None)
-                or getattr(args, "accept_waivers", False)):
-            raise InputError("--trust-store, --model and --accept-waivers only count with "
-                             "--require-signoff",
-                             "add --require-signoff")
-        return []
-    if not getattr(args, "trust_store", None):
-        raise InputError("--require-signoff needs the trust store",
-                         "pass --trust-store trust.yaml (built by `lea-audit keygen "
-                         "--trust-store`)")
-    from ..signoff import evaluate_signoffs, load_signoffs
-
-    path = Path(args.report)
-    report_dir = path if path.is_dir() else path.parent
-    verdict = evaluate_signoffs(report, load_signoffs(report_dir), args.trust_store,
-                                model_path=args.model, report_dir=report_dir)
-    args._signoff_verdict = verdict
-    return list(verdict.reasons)
-
-
-def gate_waivers(args: argparse.Namespace, report: Any) -> list[str]:
-    """Failed requirements waived by every counted approval, when the sign-off rule holds.
-
-    cli.py opens the gate for a failed audit only with --accept-waivers and when every failed
-    requirement is here.
-    """
-    if not getattr(args, "accept_waivers", False):
-        return []
-    verdict = getattr(args, "_signoff_verdict", None)
-    return list(verdict.waived) if verdict is not None and verdict.ok else []
-
-
-def after_gate(args: argparse.Namespace, report: Any, opened: bool, reasons: list[str]
-               ) -> str:
-    verdict = getattr(args, "_signoff_verdict", None)
-    if verdict is None:
-        return ""
-    lines = []
-    if verdict.ok:
-        lines.append(f"sign-off: the policy's rule holds — approved by "
-                     f"{', '.join(verdict.approvals)}")
-    else:
-        lines.append(f"sign-off: the policy's rule does not hold ({len(verdict.approvals)} "
-                     "valid approval(s))")
-    if verdict.waived:
-        lines.append(f"sign-off: failed requirement(s) {', '.join(verdict.waived)} waived by "
-                     f"every approval, with a signed justification"
-                     + ("" if opened else " — the gate stays closed on the audit's status "
-                        "(a waiver cannot open it in this version)"))
-    return "\n".join(lines)
+    p.add_argument("--trust-store-sha256", metavar="HEX",
+                   help="the trust store's SHA-256 as you pinned it (`lea-audit trust show`): "
+                        "any other store closes the gate")
+    p.add_argument("--ledger", metavar="PATH",
+                   help="the ledger that recorded the audit and its sign-offs (default: "
+                        "$LEA_AUDIT_LEDGER, else ledger.jsonl beside the report directory)")
+    p.add_argument("--expect-head", metavar="HASH",
+                   help="a ledger head published earlier: closed if the ledger no longer "
+                        "holds it (rewritten or cut off)")
+    p.add_argument("--checkpoint", metavar="FILE",
+                   help="a signed ledger checkpoint (`lea-audit checkpoint`; default "
+                        "<ledger>.checkpoint.json when present)")
+    p.add_argument("--allow-unsigned-audit", action="store_true",
+                   help="gate an audit that its author did not sign (recorded as an opt-out)")
+    p.add_argument("--no-model-check", action="store_true",
+                   help="gate an audit made with a model without its model file (recorded as "
+                        "an opt-out)")
