@@ -8,6 +8,7 @@ stderr, without a traceback unless ``--verbose``; nothing is written before the 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -225,13 +226,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         con.print(f"demo data: {len(demo.train)} training and {len(demo.test)} audited cases, "
                   f"injected bias {args.bias:g}, seed {args.seed} "
                   f"({time.perf_counter() - t0:.1f} s)")
+    import skops.io as sio
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_file = out / "model.skops"  # the model to deploy: its SHA-256 is in the report
+    tmp = model_file.with_name(f".model.skops.{os.getpid()}.tmp")
+    sio.dump(demo.model, tmp)
+    os.replace(tmp, model_file)
     report = _run_audit(args, demo.test, target="reoffended",
                         sensitive=["ethnicity", "sex", "age_band"], model=demo.model,
+                        model_file=str(model_file),
                         features=FEATURES, reference=demo.train,
                         reference_groups={"ethnicity": "majority"}, policy=args.policy,
                         author=args.author, seed=args.seed,
                         attestations=_attestations(args.attest), **_extension_kwargs(args))
-    out = Path(args.out)
     cases = atomic_write_text(out / "cases.csv", demo.test.to_csv(index=False))
     return _finish(args, report, out, extra=f"\naudited cases (with the model's risk and "
                                             f"flagged columns): {cases}")
@@ -316,6 +325,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
     for c in decision.checks[1:]:
         if c.ok and c.note:
             con.print(f"{c.name}: {c.note}", markup=False)
+    sv = decision.signoff
+    if sv is not None and sv.waived:
+        con.print(f"sign-off: failed requirement(s) {', '.join(sv.waived)} waived by every "
+                  "approval, with a signed justification" + (
+                      "" if decision.opened else " — the gate stays closed on the audit's "
+                      "status unless you pass --accept-waivers"), markup=False)
     for o in decision.opt_outs:
         con.print(f"opt-out: {o}", markup=False)
     for text in lines:
@@ -387,11 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="CSV or Parquet file with one case per row")
     p.add_argument("--target", required=True, help="column with the observed outcome (0/1)")
     p.add_argument("--model", metavar="FILE|URI",
-                   help="the model to audit: a .skops file or an MLflow URI models:/NAME/VERSION "
-                        "(pickles only with --trust-model)")
+                   help="the model to audit: a .skops file, or an MLflow URI "
+                        "models:/NAME/VERSION or runs:/ID/PATH logged with "
+                        "serialization_format='skops' (pickles, and MLflow models in the "
+                        "cloudpickle/pickle format, only with --trust-model)")
     p.add_argument("--trust-model", action="store_true",
-                   help="load a pickle/joblib model file, or skops types not trusted by default "
-                        "(runs code from the file: only for files you made)")
+                   help="load a pickle/joblib model file, an MLflow model logged in the "
+                        "sklearn flavour's cloudpickle/pickle format, or skops types not "
+                        "trusted by default (runs code from the model: only for models you "
+                        "trust)")
     p.add_argument("--features", action="append", metavar="COLS",
                    help="the model's input columns, comma-separated (default: the model's "
                         "feature_names_in_)")

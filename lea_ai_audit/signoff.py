@@ -795,10 +795,15 @@ def sign_report(report: str | os.PathLike[str], *, key: str | os.PathLike[str] |
         if _same_person(reviewer, rep.author):
             raise InputError(AUTHOR_APPROVAL.format(who=repr(reviewer)),
                              "ask another officer to review it")
-    if decision == "withdraw" and not any(
-            (s.record or {}).get("key_fingerprint") == fp for s in load_signoffs(report_dir)):
-        raise InputError(f"{reviewer!r} has no sign-off of this report to withdraw",
-                         "a reviewer can withdraw only their own earlier sign-off")
+    withdraws = None
+    if decision == "withdraw":
+        withdraws = [str(((s.record or {}).get("payload") or {}).get("nonce"))
+                     for s in load_signoffs(report_dir)
+                     if (s.record or {}).get("key_fingerprint") == fp
+                     and (s.record or {}).get("decision") != "withdraw"]
+        if not withdraws:
+            raise InputError(f"{reviewer!r} has no sign-off of this report to withdraw",
+                             "a reviewer can withdraw only their own earlier sign-off")
     payload = {
         "format": FORMAT, "algorithm": ALGORITHM,
         "reviewer": reviewer, "role": role, "decision": decision, "comment": comment,
@@ -812,6 +817,7 @@ def sign_report(report: str | os.PathLike[str], *, key: str | os.PathLike[str] |
         "policy_sha256": rep.policy.get("sha256"), "data_sha256": rep.data.get("sha256"),
         "attestation_sha256": envelope_digest(att) if att is not None else None,
         "author_fingerprint": author_fp,
+        **({"withdraws": withdraws} if withdraws else {}),
     }
     statement = {"_type": STATEMENT_TYPE,
                  "subject": subjects(report_dir, rep, model_sha256=model_sha),
@@ -1075,7 +1081,7 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
         if (Path(report_dir) / "report.json").is_file():
             subjects_now = [x for x in _subjects(report_dir, report) if x["name"] != "model"]
     items: list[Signoff | Mapping[str, Any]] = list(signoffs)
-    on_disk = {json.dumps((it.record if isinstance(it, Signoff) else it or {}).get(
+    on_disk = {json.dumps(((it.record if isinstance(it, Signoff) else it) or {}).get(
         "envelope"), sort_keys=True) for it in items}
     for seq, rec in ledger_records:
         if json.dumps(rec.get("envelope"), sort_keys=True) in on_disk:
@@ -1179,20 +1185,20 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
         else:
             assert ident is not None
             counted.append((str(p.get("signed_at")), fname, ident, decision, who, p))
-    # in signing order: a withdrawal voids the same key's earlier sign-offs of this report
-    live: dict[str, tuple[str, Identity, dict[str, Any]]] = {}
-    for _, fname, ident, decision, who, p in sorted(counted, key=lambda t: (t[0], t[1])):
+    # a signed withdrawal voids the sign-offs of the same key that it names (by nonce)
+    voided = {(ident.fingerprint, str(n)) for _, _, ident, decision, _, p in counted
+              if decision == "withdraw" for n in p.get("withdraws") or []}
+    gone = {fname for _, fname, ident, decision, _, p in counted if decision != "withdraw"
+            and (ident.fingerprint, str(p.get("nonce"))) in voided}
+    for _, _, _, decision, who, p in counted:
         if decision == "withdraw":
-            live.pop(ident.fingerprint, None)
             notes.append(f"{who}: withdrew their sign-off ({p.get('comment') or 'no comment'})")
-            checks[:] = [c if not (c.fingerprint == ident.fingerprint and c.file != fname
-                                   and c.state == "valid" and c.decision != "withdraw")
-                         else SignoffCheck(c.file, c.reviewer, c.role, c.decision, "withdrawn",
-                                           "withdrawn by the reviewer", c.fingerprint)
-                         for c in checks]
-        else:
-            live[ident.fingerprint] = (decision, ident, p)
-    for decision, ident, p in live.values():
+    checks[:] = [SignoffCheck(c.file, c.reviewer, c.role, c.decision, "withdrawn",
+                              "withdrawn by the reviewer (signed)", c.fingerprint)
+                 if c.file in gone else c for c in checks]
+    for _, fname, ident, decision, _, p in counted:
+        if decision == "withdraw" or fname in gone:
+            continue
         if decision == "reject":
             rejections.append(ident.reviewer)
             blocking.append(f"rejected by {ident.reviewer!r} ({ident.role}, key "

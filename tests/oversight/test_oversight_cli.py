@@ -30,16 +30,19 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 def _signoff(capsys, report: Path, keys: dict[str, Path], who: str, *extra: str) -> str:
+    store = [] if who == "mallory" else ["--trust-store", keys["store"]]
     rc, out, err = _run(capsys, "signoff", report, "--key", keys[who], "--reviewer", who,
                         "--decision", "approve", "--comment", f"{who} reviewed it",
-                        "--ledger", "off", *extra)
+                        "--ledger", "off", *store, *extra)
     assert rc == 0, err
     return out
 
 
 def _gate(capsys, report: Path, keys: dict[str, Path], *extra: str) -> tuple[int, str, str]:
+    model = (["--model", report / "model.skops"]
+             if "--model" not in extra and (report / "model.skops").is_file() else [])
     return _run(capsys, "gate", report, "--require-signoff", "--trust-store", keys["store"],
-                "-q", *extra)
+                "-q", *model, *extra)
 
 
 def test_the_whole_flow_with_the_installed_command(tmp_path: Path) -> None:
@@ -54,10 +57,14 @@ def test_the_whole_flow_with_the_installed_command(tmp_path: Path) -> None:
         return subprocess.run([exe, *argv], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=300)
 
+    r = run("keygen", "--reviewer", "ci", "--role", "audit-service", "--out", "keys",
+            "--trust-store", "trust.yaml")
+    assert r.returncode == 0, r.stderr
     r = run("demo", "--out", "audit", "--rows", "4000", "--bias", "0", "--author", "alice",
-            "-q")
+            "--sign-key", "keys/ci.key", "-q")
     assert r.returncode == 0, r.stderr
     assert "ledger: " in r.stdout and (tmp_path / "ledger.jsonl").is_file()
+    assert "attestation: audit/attestation.json" in r.stdout
     r = run("keygen", "--reviewer", "bob", "--role", "model-risk-officer", "--out", "keys",
             "--trust-store", "trust.yaml")
     assert r.returncode == 0, r.stderr
@@ -67,16 +74,20 @@ def test_the_whole_flow_with_the_installed_command(tmp_path: Path) -> None:
     assert r.returncode == 0 and "protected by a passphrase" in r.stdout
     assert stat.S_IMODE((tmp_path / "keys" / "carol.key").stat().st_mode) == 0o600
     r = run("signoff", "audit", "--key", "keys/bob.key", "--reviewer", "bob", "--decision",
-            "approve", "--comment", "fairness evidence reviewed", "--expires", "365")
+            "approve", "--comment", "fairness evidence reviewed", "--expires", "365",
+            "--trust-store", "trust.yaml")
     assert r.returncode == 0, r.stderr
     r = run("signoff", "audit", "--key", "keys/carol.key", "--reviewer", "carol",
             "--decision", "approve", "--comment", "DPIA checked", "--passphrase-env",
-            "PASS_CAROL")
+            "PASS_CAROL", "--trust-store", "trust.yaml")
     assert r.returncode == 0, r.stderr
     assert "model card: updated with the sign-off" in r.stdout
-    r = run("gate", "audit", "--require-signoff", "--trust-store", "trust.yaml", "-q")
+    r = run("gate", "audit", "--require-signoff", "--trust-store", "trust.yaml", "--model",
+            "audit/model.skops", "-q")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "approved by bob, carol" in r.stdout
+    assert "sign-off: approved by bob (model-risk-officer, key sha256:" in r.stdout
+    assert ", carol (data-protection-officer, key sha256:" in r.stdout
+    assert "attestation: signed by ci (audit-service" in r.stdout
     card = json.loads((tmp_path / "audit" / "card.json").read_text())
     assert card["human_oversight"]["approvals"] == 2
     r = run("verify", "ledger.jsonl")
@@ -92,14 +103,11 @@ def test_missing_single_and_authors_approval_refused_on_stderr(
     _signoff(capsys, passing, keys, "bob")
     rc, _, err = _gate(capsys, passing, keys)
     assert rc == 1 and "gate closed: 1 valid approval(s)" in err
-    _signoff(capsys, passing, keys, "alice")  # the author
-    rc, _, err = _gate(capsys, passing, keys)
-    assert rc == 1 and "gate closed: 'alice': is the report's author" in err
+    rc, _, err = _run(capsys, "signoff", passing, "--key", keys["alice"], "--reviewer",
+                      "alice", "--decision", "approve", "--ledger", "off")  # the author
+    assert rc == 2 and "'alice': is the report's author" in err and "this key signed" in err
+    assert len(list((passing / "signoffs").glob("*alice*"))) == 0
     _signoff(capsys, passing, keys, "carol")
-    rc, _, err = _gate(capsys, passing, keys)
-    assert rc == 1 and "report's author" in err  # still there: her approval is refused
-    for p in (passing / "signoffs").glob("*alice*"):
-        p.unlink()
     rc, out, err = _gate(capsys, passing, keys)
     assert rc == 0 and err == "" and "gate OPEN" in out
 
@@ -125,14 +133,27 @@ def test_report_changed_after_signing_refused(capsys, passing: Path,
 
 def test_model_changed_after_signing_refused(capsys, passing: Path, keys: dict[str, Path],
                                              tmp_path: Path) -> None:
-    model = tmp_path / "model.skops"
-    model.write_bytes(b"model bytes v1")
+    model = passing / "model.skops"
+    other = tmp_path / "other.skops"
+    other.write_bytes(model.read_bytes() + b"\0")
+    rc, _, err = _run(capsys, "signoff", passing, "--key", keys["bob"], "--reviewer", "bob",
+                      "--decision", "approve", "--model", other, "--ledger", "off")
+    assert rc == 2 and "is not the one audited" in err
     for who in ("bob", "carol"):
         _signoff(capsys, passing, keys, who, "--model", model)
     assert _gate(capsys, passing, keys, "--model", model)[0] == 0
-    model.write_bytes(b"model bytes v2")
-    rc, _, err = _gate(capsys, passing, keys, "--model", model)
-    assert rc == 1 and err.count("the model changed after signing") == 2
+    rc, _, err = _gate(capsys, passing, keys, "--model", other)
+    assert rc == 1 and "is not the one audited" in err
+    assert err.count("the model changed after signing, or it is another model") == 2
+    # a report made with a model does not pass without its model file, unless recorded
+    rc, out, err = _run(capsys, "gate", passing, "--require-signoff", "--trust-store",
+                        keys["store"], "-q")
+    assert rc == 1 and "the audit was made with a model, but no model file was given" in err
+    rc, out, err = _run(capsys, "gate", passing, "--require-signoff", "--trust-store",
+                        keys["store"], "-q", "--no-model-check", "--junit",
+                        tmp_path / "j.xml")
+    assert rc == 0 and "opt-out: the model file was not checked" in out
+    assert "opt-outs: the model file was not checked" in (tmp_path / "j.xml").read_text()
 
 
 def test_signoff_copied_from_another_report_refused(capsys, passing: Path, failing: Path,
@@ -168,7 +189,8 @@ def test_a_rejection_closes_the_gate(capsys, passing: Path, keys: dict[str, Path
                     "--decision", "reject", "--comment", "no DPIA", "--ledger", "off")
     assert rc == 0
     rc, _, err = _gate(capsys, passing, keys)
-    assert rc == 1 and "rejected by 'dave' (model-risk-officer): no DPIA" in err
+    assert rc == 1 and "rejected by 'dave' (model-risk-officer, key sha256:" in err
+    assert "): no DPIA" in err
 
 
 def test_failed_audit_waiver(capsys, failing: Path, keys: dict[str, Path]) -> None:
@@ -242,14 +264,14 @@ def test_run_and_demo_append_assessments_to_the_ledger(capsys, tmp_path: Path,
     ledger = tmp_path / "custom" / "ledger.jsonl"
     rc, out, _ = _run(capsys, "demo", "--out", tmp_path / "a", "--rows", "4000", "--ledger",
                       ledger, "-q")
-    assert rc == 1 and f"ledger: {ledger} (entry 1)" in out
+    assert rc == 1 and f"ledger: {ledger} (entry 1, head " in out
     rep = AuditReport.load(tmp_path / "a")
     monkeypatch.setenv("LEA_AUDIT_LEDGER", str(ledger))
     rc, out, _ = _run(capsys, "run", "--data", tmp_path / "a" / "cases.csv", "--target",
                       "reoffended", "--prediction-col", "flagged", "--score-col", "risk",
                       "--sensitive", "sex", "--checks", "performance", "--out", tmp_path / "b",
                       "-q")
-    assert rc == 0 and "(entry 2)" in out
+    assert rc == 0 and "(entry 2, head " in out
     entries = read_ledger(ledger)
     assert [e["data"]["report_id"] for e in entries] == [
         rep.report_id, AuditReport.load(tmp_path / "b").report_id]
@@ -302,6 +324,14 @@ def test_an_undecided_blocking_requirement_opens_only_by_signed_waiver(
     rep = audit(demo.test, target="reoffended", sensitive=["ethnicity", "sex"],
                 prediction="flagged", score="risk", author="alice", out=tmp_path / "v",
                 track=False)
+    # a pipeline that gates records its audit in the ledger, signs it and renders the card
+    from lea_ai_audit.attest import attest_report
+    from lea_ai_audit.cards import write_cards
+    from lea_ai_audit.ledger import record_assessment
+
+    record_assessment(tmp_path / "ledger.jsonl", rep, report_dir=tmp_path / "v")
+    write_cards(rep, tmp_path / "v", report_dir=tmp_path / "v")
+    attest_report(tmp_path / "v", key=keys["alice"])
     err_req = [c.requirement_id for c in rep.checks if c.status.value == "error" and c.blocking]
     assert err_req == ["explanation-additivity"] and rep.status.value == "error"
     rc, _, err = _run(capsys, "signoff", tmp_path / "v", "--key", keys["bob"], "--reviewer",

@@ -1,7 +1,9 @@
 """Signed four-eyes sign-off: keys, trust store, records bound to the report, the rule.
 
-Oracles: the signature is re-verified with ``cryptography`` directly over the canonical JSON of
-the payload; report digests recomputed with hashlib; failed requirements read off the report.
+Oracles: the signature is re-verified with ``cryptography`` directly over DSSE's
+pre-authentication encoding written out by hand, and by an independent DSSE implementation
+(securesystemslib); report digests recomputed with hashlib; failed requirements read off the
+report.
 """
 
 from __future__ import annotations
@@ -155,11 +157,31 @@ def test_two_distinct_approvals_hold_and_the_signature_verifies_independently(
     assert rec["payload"]["report_digest"] == hashlib.sha256(canon.encode()).hexdigest()
     assert rec["payload"]["report_id"] == rep.report_id
     store = yaml.safe_load(keys["store"].read_text())
-    pub = next(e for e in store["reviewers"] if e["id"] == "bob")["public_key"]
-    msg = json.dumps(rec["payload"], sort_keys=True, separators=(",", ":"),
-                     ensure_ascii=False).encode()
-    Ed25519PublicKey.from_public_bytes(base64.b64decode(pub)).verify(
-        base64.b64decode(rec["signature"]), msg)
+    entry = next(e for e in store["reviewers"] if e["id"] == "bob")
+    env = rec["envelope"]
+    payload = base64.b64decode(env["payload"])
+    statement = json.loads(payload)
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicate"] == rec["payload"]
+    names = {x["name"]: x["digest"]["sha256"] for x in statement["subject"]}
+    assert names["report.json"] == hashlib.sha256((passing / "report.json").read_bytes()
+                                                  ).hexdigest()
+    assert names["model"] == hashlib.sha256((passing / "model.skops").read_bytes()).hexdigest()
+    # DSSE v1: "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body, written out by hand
+    ptype = env["payloadType"].encode()
+    pae = b"DSSEv1 " + str(len(ptype)).encode() + b" " + ptype + b" " + \
+        str(len(payload)).encode() + b" " + payload
+    (sig,) = env["signatures"]
+    assert sig["keyid"] == entry["fingerprint"]
+    Ed25519PublicKey.from_public_bytes(base64.b64decode(entry["public_key"])).verify(
+        base64.b64decode(sig["sig"]), pae)
+    # an independent DSSE implementation verifies our envelope too
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import SSlibKey
+
+    key = SSlibKey(entry["fingerprint"], "ed25519", "ed25519",
+                   {"public": base64.b64decode(entry["public_key"]).hex()})
+    assert list(Envelope.from_dict(env).verify([key], 1)) == [entry["fingerprint"]]
     assert len(rec["payload"]["nonce"]) == 32
     v = check_signoffs(passing, trust_store=keys["store"])
     assert v.ok, v.reasons
@@ -177,9 +199,22 @@ def test_missing_and_single_approval_are_refused(passing: Path, keys: dict[str, 
     assert not ok and "1 valid approval(s)" in why
 
 
-def test_the_authors_own_approval_is_refused(passing: Path, keys: dict[str, Path]) -> None:
+def test_the_authors_own_approval_is_refused(passing: Path, keys: dict[str, Path],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import lea_ai_audit.signoff as so
+
     assert AuditReport.load(passing).author == "alice"
+    with pytest.raises(InputError, match="report's author.*this key signed the audit"):
+        _sign(passing, keys, "alice")  # refused at signing time, by key
+    assert not (passing / SIGNOFF_DIR).exists()
+    # an insider's modified tool signs it anyway: the gate still refuses it, by key (the
+    # attestation's author key), whatever name the record carries
+    att = (passing / "attestation.json").read_bytes()
+    (passing / "attestation.json").unlink()
+    monkeypatch.setattr(so, "_same_person", lambda *a: False)
     _sign(passing, keys, "alice")
+    monkeypatch.undo()
+    (passing / "attestation.json").write_bytes(att)
     _sign(passing, keys, "bob")
     _sign(passing, keys, "carol")
     ok, why = _reasons(passing, keys)
@@ -237,7 +272,7 @@ def test_an_edited_record_is_refused(passing: Path, keys: dict[str, Path]) -> No
 def test_a_signoff_copied_from_another_report_is_refused(passing: Path, tmp_path: Path,
                                                          report_sources: dict[str, Path],
                                                          keys: dict[str, Path]) -> None:
-    other = Path(shutil.copytree(report_sources["passing"], tmp_path / "other"))
+    other = Path(shutil.copytree(report_sources["passing"], tmp_path / "other")) / "audit"
     d = json.loads((other / "report.json").read_text())
     d["report_id"] = "f" * 32
     (other / "report.json").write_text(json.dumps(d))
@@ -282,25 +317,34 @@ def test_a_rejection_keeps_the_gate_closed_and_needs_a_comment(passing: Path,
     _sign(passing, keys, "dave", "reject", comment="the FNR gap for women is not explained")
     v = check_signoffs(passing, trust_store=keys["store"])
     assert not v.ok and v.rejections == ("dave",)
-    assert "rejected by 'dave' (model-risk-officer): the FNR gap" in "\n".join(v.reasons)
+    assert "rejected by 'dave' (model-risk-officer, key sha256:" in "\n".join(v.reasons)
+    assert "): the FNR gap" in "\n".join(v.reasons)
+    # dave withdraws his rejection (signed): it no longer counts, and only he can do it
+    with pytest.raises(InputError, match="no sign-off of this report to withdraw"):
+        _sign(passing, keys, "mallory", "withdraw", comment="not mine")
+    _sign(passing, keys, "dave", "withdraw", comment="the gap is explained in annex 3")
+    v = check_signoffs(passing, trust_store=keys["store"])
+    assert v.ok and v.rejections == () and v.approvals == ("bob", "carol"), v.reasons
+    assert {c.decision: c.state for c in v.checks if c.reviewer == "dave"} == {
+        "reject": "withdrawn", "withdraw": "valid"}
+    # bob withdraws his approval: one approval is left
+    _sign(passing, keys, "bob", "withdraw", comment="new evidence came in")
+    v = check_signoffs(passing, trust_store=keys["store"])
+    assert not v.ok and v.approvals == ("carol",)
 
 
 def test_a_model_changed_after_signing_is_refused(passing: Path, keys: dict[str, Path],
                                                   tmp_path: Path) -> None:
-    model = tmp_path / "model.bin"
-    model.write_bytes(b"weights v1")
+    model = passing / "model.skops"
     _sign(passing, keys, "bob", model_path=model)
     _sign(passing, keys, "carol", model_path=model)
     assert check_signoffs(passing, trust_store=keys["store"], model_path=model).ok
-    model.write_bytes(b"weights v2")
-    v = check_signoffs(passing, trust_store=keys["store"], model_path=model)
-    new = hashlib.sha256(b"weights v2").hexdigest()
+    other = tmp_path / "model.skops"
+    other.write_bytes(model.read_bytes() + b"v2")
+    v = check_signoffs(passing, trust_store=keys["store"], model_path=other)
+    new = hashlib.sha256(other.read_bytes()).hexdigest()
     assert not v.ok and "the model changed after signing" in "\n".join(v.reasons)
     assert new[:12] in "\n".join(v.reasons)
-    # an approval that never named a model does not vouch for one
-    _sign(passing, keys, "dave")
-    v = check_signoffs(passing, trust_store=keys["store"], model_path=model)
-    assert "'dave': approved without the model file's digest" in "\n".join(v.reasons)
 
 
 def test_a_model_file_other_than_the_audited_one_cannot_be_signed(tmp_path: Path,
@@ -355,7 +399,7 @@ def test_a_failed_audit_is_approved_only_with_a_waiver_of_each_failed_requiremen
     # the model card shows the waiver
     from lea_ai_audit.cards import build_card
 
-    card = build_card(failing, figures=False).data
+    card = build_card(failing, figures=False, trust_store=keys["store"]).data
     shown = [s for s in card["human_oversight"]["signoffs"] if s["waiver"]]
     assert len(shown) == 2 and shown[0]["waiver"]["requirements"] == failed
     assert all(s["state"] == "valid" for s in shown)
@@ -404,7 +448,11 @@ def test_rerendered_card_keeps_its_digest_and_a_changed_card_is_refused(
     assert before is not None
     _sign(passing, keys, "bob")
     _sign(passing, keys, "carol")
-    write_cards(passing, passing, report_dir=passing)  # now shows two sign-offs
+    write_cards(passing, passing, report_dir=passing)  # no trust store: nothing is counted
+    md = (passing / "card.md").read_text()
+    assert "Signed off: 0 approval(s), 2 not counted" in md
+    assert md.count("no: no trust store was given to verify it") == 2
+    write_cards(passing, passing, report_dir=passing, trust_store=keys["store"])
     assert "Signed off: 2 approval(s)" in (passing / "card.md").read_text()
     assert card_digest(passing) == before
     assert _reasons(passing, keys)[0]
@@ -422,8 +470,7 @@ def test_every_signoff_goes_to_the_ledger(passing: Path, keys: dict[str, Path],
     assert s1.ledger == ledger and s1.ledger_error is None
     entries = read_ledger(ledger)
     assert [e["kind"] for e in entries] == ["signoff", "signoff"]
-    assert [e["data"]["signature"] for e in entries] == [s1.record["signature"],
-                                                         s2.record["signature"]]
+    assert [e["data"]["record"] for e in entries] == [s1.record, s2.record]
     assert entries[1]["prev"] == entries[0]["hash"]
     assert verify_ledger(ledger).ok
     # the default: ledger.jsonl beside the report directory
@@ -501,7 +548,7 @@ def test_a_signoff_is_logged_to_the_reports_mlflow_run(tmp_path: Path, keys: dic
                                                  + s.record["signed_at"])
     (art,) = client.list_artifacts(run_id, "signoffs")
     got = json.loads(Path(client.download_artifacts(run_id, art.path, str(tmp_path))).read_text())
-    assert got["signature"] == s.record["signature"]
+    assert got["envelope"] == s.record["envelope"]
 
 
 def test_concurrent_keygens_all_land_in_one_trust_store(tmp_path: Path) -> None:
