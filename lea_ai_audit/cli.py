@@ -8,7 +8,6 @@ stderr, without a traceback unless ``--verbose``; nothing is written before the 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import traceback
@@ -228,19 +227,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   f"({time.perf_counter() - t0:.1f} s)")
     import skops.io as sio
 
+    from ._io import atomic_write_bytes
+
+    kwargs = _extension_kwargs(args)  # bad options (e.g. metadata) before anything is written
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model_file = out / "model.skops"  # the model to deploy: its SHA-256 is in the report
-    tmp = model_file.with_name(f".model.skops.{os.getpid()}.tmp")
-    sio.dump(demo.model, tmp)
-    os.replace(tmp, model_file)
+    # the model to deploy, written atomically: its SHA-256 is in the report
+    model_file = atomic_write_bytes(out / "model.skops", sio.dumps(demo.model))
     report = _run_audit(args, demo.test, target="reoffended",
                         sensitive=["ethnicity", "sex", "age_band"], model=demo.model,
                         model_file=str(model_file),
                         features=FEATURES, reference=demo.train,
                         reference_groups={"ethnicity": "majority"}, policy=args.policy,
                         author=args.author, seed=args.seed,
-                        attestations=_attestations(args.attest), **_extension_kwargs(args))
+                        attestations=_attestations(args.attest), **kwargs)
     cases = atomic_write_text(out / "cases.csv", demo.test.to_csv(index=False))
     return _finish(args, report, out, extra=f"\naudited cases (with the model's risk and "
                                             f"flagged columns): {cases}")
@@ -323,8 +322,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
         for r in decision.reasons:
             con.print(f"  - {escape(r)}")
     for c in decision.checks[1:]:
-        if c.ok and c.note:
-            con.print(f"{c.name}: {c.note}", markup=False)
+        if c.ok and c.note:  # one line each, never wrapped: CI logs are grepped
+            con.print(f"{c.name}: {c.note}", markup=False, soft_wrap=True)
     sv = decision.signoff
     if sv is not None and sv.waived:
         con.print(f"sign-off: failed requirement(s) {', '.join(sv.waived)} waived by every "
@@ -332,12 +331,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
                       "" if decision.opened else " — the gate stays closed on the audit's "
                       "status unless you pass --accept-waivers"), markup=False)
     for o in decision.opt_outs:
-        con.print(f"opt-out: {o}", markup=False)
+        con.print(f"opt-out: {o}", markup=False, soft_wrap=True)
     for text in lines:
         con.print(text, markup=False)
-    if not decision.opened and decision.checks[0].ok:
-        for r in decision.reasons:
-            sys.stderr.write(f"gate closed: {r}\n")
+    if not decision.opened:  # the evidence chain's reasons (the audit's are in the table)
+        for c in decision.checks[1:]:
+            for r in c.reasons if not c.ok else ():
+                sys.stderr.write(f"gate closed: {r}\n")
     return decision.exit_code
 
 

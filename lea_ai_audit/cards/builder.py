@@ -751,7 +751,7 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
                    "created_at": rep.created_at, "status": rep.status.value,
                    "schema_version": rep.schema_version, "author": rep.author,
                    "policy": {k: rep.policy.get(k) for k in ("id", "version", "title",
-                                                             "source")}},
+                                                             "source", "sha256")}},
         "summary": _plain_summary(rep, oversight, small),
         "model_details": {
             "name": meta.get("name") or model.get("class") or "the audited tool",

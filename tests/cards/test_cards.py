@@ -173,7 +173,12 @@ def test_changed_evidence_file_is_reported_not_shown(report_dir: Path, tmp_path:
 
 
 def test_human_oversight_from_signoffs(report_dir: Path, tmp_path: Path) -> None:
+    """Only sign-offs verified against the trust store count; hand-written, unknown-key and
+    expired ones are listed as not counted, with the reason; data from records is escaped."""
     import shutil
+    from datetime import UTC, datetime, timedelta
+
+    from lea_ai_audit.signoff import generate_keys, sign_report
 
     d = tmp_path / "r"
     shutil.copytree(report_dir, d)
@@ -181,31 +186,49 @@ def test_human_oversight_from_signoffs(report_dir: Path, tmp_path: Path) -> None
     assert none["signoffs"] == [] and none["summary"].startswith("No sign-off yet")
     assert "No sign-off yet" in render_html(build_card(d, figures=False))
     rep = AuditReport.load(d)
-    (d / "signoffs").mkdir()
-    base = {"comment": "checked <b>", "expires_at": "2999-01-01T00:00:00+00:00",
-            "waiver": None, "signed_at": "2026-11-20T09:00:00+00:00"}
-    (d / "signoffs" / "1.json").write_text(json.dumps(
-        {**base, "reviewer": "Ana <Officer>", "role": "dpo", "decision": "approve",
-         "report_sha256": rep.digest()}))
-    (d / "signoffs" / "2.json").write_text(json.dumps(
-        {**base, "reviewer": "Ben", "role": "head", "decision": "approve",
-         "expires_at": "2001-01-01T00:00:00+00:00"}))
-    (d / "signoffs" / "3.json").write_text(json.dumps(
-        {**base, "reviewer": "Cem", "role": "legal", "decision": "reject",
-         "waiver": {"requirements": ["fpr-parity"], "justification": "pilot only"}}))
-    (d / "signoffs" / "4.json").write_text(json.dumps(
-        {**base, "reviewer": "Dan", "role": "dpo", "decision": "approve",
-         "report_sha256": "0" * 64}))
-    card = build_card(d, figures=False)
+    store = tmp_path / "trust.yaml"
+    keys = {who: generate_keys(who, role=role, out=tmp_path / "k", trust_store=store
+                               ).private_key
+            for who, role in (("Ana <Officer>", "dpo"), ("Ben", "head"), ("Cem", "legal"))}
+    keys["Eve"] = generate_keys("Eve", role="dpo", out=tmp_path / "k").private_key  # no store
+    past = datetime.now(UTC) - timedelta(days=10)
+    from lea_ai_audit.signoff import failed_requirements
+
+    failed = failed_requirements(rep)  # FAIL, or a blocking ERROR
+    waive = {"waive": failed, "justification": "pilot only"} if failed else {}
+    sign_report(d, key=keys["Ana <Officer>"], reviewer="Ana <Officer>", decision="approve",
+                comment="checked <b>", ledger=False, track=False, **waive)
+    sign_report(d, key=keys["Ben"], reviewer="Ben", decision="approve", comment="ok",
+                ledger=False, track=False, now=past, expires=3, **waive)
+    sign_report(d, key=keys["Cem"], reviewer="Cem", decision="reject", comment="no DPIA",
+                ledger=False, track=False)
+    sign_report(d, key=keys["Eve"], reviewer="Eve", decision="approve", comment="ok",
+                ledger=False, track=False, **waive)
+    (d / "signoffs" / "zz-handwritten.json").write_text(json.dumps(
+        {"reviewer": "Dan", "role": "dpo", "decision": "approve", "comment": "",
+         "signed_at": "2026-11-20T09:00:00+00:00", "expires_at": None, "waiver": None,
+         "report_id": rep.report_id, "report_digest": rep.digest()}))
+    # without a trust store, nothing is counted
+    ov = build_card(d, figures=False).data["human_oversight"]
+    assert ov["approvals"] == 0 and {s["state"] for s in ov["signoffs"]} == {"not verified"}
+    card = build_card(d, figures=False, trust_store=store)
     ov = card.data["human_oversight"]
     states = {s["reviewer"]: s["state"] for s in ov["signoffs"]}
     assert states == {"Ana <Officer>": "valid", "Ben": "expired", "Cem": "valid",
-                      "Dan": "for another report"}
+                      "Eve": "invalid", "Dan": "invalid"}
+    why = {s["reviewer"]: s["reason"] for s in ov["signoffs"]}
+    assert "not in the trust store" in why["Eve"] and "not a signed record" in why["Dan"]
+    fps = {s["reviewer"]: s["fingerprint"] for s in ov["signoffs"]}
+    assert fps["Ana <Officer>"].startswith("sha256:") and fps["Eve"] == fps["Dan"] == ""
     assert ov["approvals"] == 1
-    assert "1 approval(s), 1 rejection(s), 2 not counted" in ov["summary"]
+    assert "1 approval(s), 1 rejection(s), 3 not counted" in ov["summary"]
     page = render_html(card)
-    assert "Ana &lt;Officer&gt;" in page and "no: expired" in page
-    assert "waives fpr-parity: pilot only" in page
+    assert "Ana &lt;Officer&gt;" in page and "checked &lt;b&gt;" in page
+    assert "no: &#39;Ben&#39;: the sign-off expired" in page or "no: 'Ben': the sign-off " \
+        "expired" in page
+    assert f"yes (key {fps['Ana <Officer>'][:19]}" in page
+    if failed:
+        assert f"waives {', '.join(failed)}: pilot only" in page
     assert "Ana &lt;Officer&gt;" in render_markdown(card)
     jsonschema.validate(card.data, SCHEMA, cls=jsonschema.Draft202012Validator)
 

@@ -106,8 +106,9 @@ def test_export_holds_everything_with_digests(bundle: tuple[Path, Path], capsys)
             plot.data["path"], MANIFEST} <= names
     assert manifest["report_sha256"] == rep.digest()
     assert not (d / "card.html").exists()  # cards rendered into the archive, dir unchanged
-    rc, out, _ = _cli(capsys, "verify", z)
-    assert rc == 0 and "bundle OK" in out
+    rc, out, _ = _cli(capsys, "verify", z)  # intact, but nothing in it is verified as signed
+    assert rc == 1 and "bundle NOT VERIFIED" in out and "bundle OK" not in out
+    assert "the digests match, but nothing in it is verified as signed" in out
 
 
 @pytest.mark.parametrize("attack", ["report", "evidence", "added", "removed", "card-swap"])

@@ -148,10 +148,13 @@ def test_gate_exit_code_matches_the_report_and_junit_parses(which: str, run_cli:
     suite = root.find("testsuite")
     assert suite is not None
     cases = suite.findall("testcase")
-    assert [c.get("name") for c in cases] == [c.requirement_id for c in report.checks]
-    assert int(suite.get("tests")) == len(report.checks)
-    assert int(suite.get("failures")) == len(report.by_status(Status.FAIL))
-    for case, result in zip(cases, report.checks, strict=True):
+    assert [c.get("name") for c in cases] == [c.requirement_id for c in report.checks] + [
+        "gate.verdict"]  # the gate's own verdict: a closed gate is always a failure
+    assert int(suite.get("tests")) == len(report.checks) + 1
+    closed = res.rc == 1
+    assert int(suite.get("failures")) == len(report.by_status(Status.FAIL)) + closed
+    assert (cases[-1].find("failure") is not None) == closed
+    for case, result in zip(cases[:-1], report.checks, strict=True):
         failure = case.find("failure")
         assert (failure is not None) == (result.status is Status.FAIL), result.requirement_id
         if failure is not None:
