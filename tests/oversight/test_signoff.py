@@ -204,7 +204,7 @@ def test_the_authors_own_approval_is_refused(passing: Path, keys: dict[str, Path
     import lea_ai_audit.signoff as so
 
     assert AuditReport.load(passing).author == "alice"
-    with pytest.raises(InputError, match="report's author.*this key signed the audit"):
+    with pytest.raises(InputError, match=r"report's author.*this key signed the audit"):
         _sign(passing, keys, "alice")  # refused at signing time, by key
     assert not (passing / SIGNOFF_DIR).exists()
     # an insider's modified tool signs it anyway: the gate still refuses it, by key (the

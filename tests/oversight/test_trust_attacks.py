@@ -89,8 +89,8 @@ def test_deleting_a_rejection_keeps_the_gate_closed(capsys, passing: Path, keys)
 
 def test_a_withdrawal_is_signed_and_recorded(capsys, passing: Path, keys) -> None:
     _approved(capsys, passing, keys)
-    rc, out, err = _run(capsys, "signoff", passing, "--key", keys["bob"], "--reviewer", "bob",
-                        "--decision", "withdraw", "--comment", "new evidence came in",
+    rc, _, err = _run(capsys, "signoff", passing, "--key", keys["bob"], "--reviewer", "bob",
+                      "--decision", "withdraw", "--comment", "new evidence came in",
                         "--trust-store", keys["store"])
     assert rc == 0, err
     rc, _, err = _gate(capsys, passing, keys)
