@@ -841,18 +841,20 @@ def sign_report(report: str | os.PathLike[str], *, key: str | os.PathLike[str] |
                 ledger_error = str(exc)
     tracked, note = None, ""
     if track:
-        tracked, note = _track(report_dir, record)
+        head = (f"{ledger_entry['seq']}:{ledger_entry['hash']}" if ledger_entry else None)
+        tracked, note = _track(report_dir, record, head)
     return SignedOff(record=record, path=path, ledger=ledger_path, ledger_error=ledger_error,
                      tracked=tracked, tracking_note=note, ledger_entry=ledger_entry)
 
 
-def _track(report_dir: Path, record: Mapping[str, Any]) -> tuple[bool | None, str]:
+def _track(report_dir: Path, record: Mapping[str, Any], ledger_head: str | None = None
+           ) -> tuple[bool | None, str]:
     try:
         from .tracking import log_signoff
     except (ImportError, AttributeError):
         return None, "MLflow logging is not available in this installation"
     try:
-        ok = bool(log_signoff(report_dir, record))
+        ok = bool(log_signoff(report_dir, record, ledger_head=ledger_head))
     except Exception as exc:  # never fail a sign-off because MLflow misbehaves
         return False, f"not logged to MLflow ({type(exc).__name__}: {exc})"
     if ok:

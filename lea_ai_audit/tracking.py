@@ -386,7 +386,8 @@ def _log_values(client: Any, run_id: str, *, params: Mapping[str, str],
 def _artifact_files(base: Path, rep: Any) -> list[tuple[Path, str]]:
     """(file, artifact folder) for report.json, the cards, evidence files and sign-offs."""
     files: list[tuple[Path, str]] = [(base / "report.json", "")]
-    files += [(base / name, "") for name in CARD_FILES if (base / name).is_file()]
+    files += [(base / name, "") for name in (*CARD_FILES, "attestation.json")
+              if (base / name).is_file()]
     for e in rep.files():
         rel = Path(str(e.data.get("path", "")))
         p = (base / rel).resolve()
@@ -556,6 +557,9 @@ def log_report(report_dir: str | os.PathLike[str], *, tracking_uri: str | None =
                 for path, folder in files:
                     client.log_artifact(run_id, str(path), folder or None)
                 _log_signoff_tags(client, run_id, base)
+                head = _attested_ledger_head(base)
+                if head:
+                    client.set_tag(run_id, "lea.ledger.head", head)
                 client.set_terminated(run_id, "FINISHED")
                 _close_half_logged(client, exp_id, rep.report_id, run_id)
     except Exception as exc:  # unreachable server, refused write, ...: keep the report
@@ -627,9 +631,24 @@ def _log_signoff_files(client: Any, run_id: str, base: Path) -> None:
         _log_signoff_record(client, run_id, r)
 
 
-def log_signoff(report_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> bool:
+def _attested_ledger_head(base: Path) -> str | None:
+    """``seq:hash`` of the ledger entry the author's attestation names, if any."""
+    import base64
+
+    env = _read_json(base / "attestation.json")
+    try:
+        led = json.loads(base64.b64decode(env["payload"]))["predicate"]["ledger"]
+        return f"{int(led['seq'])}:{led['hash']}" if led else None
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def log_signoff(report_dir: str | os.PathLike[str], record: Mapping[str, Any], *,
+                ledger_head: str | None = None) -> bool:
     """Log a sign-off ``record`` to the report's MLflow run (artifact ``signoffs/<digest>.json``
-    and tags ``lea.signoff.<digest>``, ``lea.signoff.latest``).
+    and tags ``lea.signoff.<digest>``, ``lea.signoff.latest``, and ``lea.ledger.head``: the
+    ``seq:hash`` of the ledger after the sign-off was appended, an anchor kept outside the
+    ledger's folder).
 
     The run is the one in ``<report_dir>/mlflow.json``. Returns False (never raises) when the
     report was not logged or MLflow cannot be reached; then a ``mlflow.pending.json`` marker is
@@ -653,7 +672,10 @@ def log_signoff(report_dir: str | os.PathLike[str], record: Mapping[str, Any]) -
         uri = resolve_tracking_uri(None)
     try:
         with _short_timeouts():
-            _log_signoff_record(_client(uri), str(side["run_id"]), dict(record))
+            client = _client(uri)
+            _log_signoff_record(client, str(side["run_id"]), dict(record))
+            if ledger_head:
+                client.set_tag(str(side["run_id"]), "lea.ledger.head", ledger_head)
     except Exception as exc:
         _write_pending(base, {"signoffs_pending": True, "reason": _reason(exc),
                               "report_id": side.get("report_id"), "tracking_uri": uri,

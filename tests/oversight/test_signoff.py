@@ -483,7 +483,7 @@ def test_mlflow_failure_never_fails_the_signoff(passing: Path, keys: dict[str, P
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import lea_ai_audit.tracking as tracking
 
-    def broken(report_dir, record):  # MLflow raising something unexpected
+    def broken(report_dir, record, **kw):  # MLflow raising something unexpected
         raise ConnectionError("server went away")
 
     monkeypatch.setattr(tracking, "log_signoff", broken)
@@ -539,11 +539,14 @@ def test_a_signoff_is_logged_to_the_reports_mlflow_run(tmp_path: Path, keys: dic
     audit(demo.test, target="reoffended", sensitive=["sex"], model=demo.model,
           features=FEATURES, checks=["performance"], author="alice", out=tmp_path / "r",
           track=uri)
-    s = _sign(tmp_path / "r", keys, "bob")
+    s = _sign(tmp_path / "r", keys, "bob", ledger=tmp_path / "ledger.jsonl")
     assert s.tracked is True, s.tracking_note
     run_id = json.loads((tmp_path / "r" / "mlflow.json").read_text())["run_id"]
     client = MlflowClient(uri)
     tags = client.get_run(run_id).data.tags
+    # the ledger's head after the sign-off, kept in the run: an anchor outside the folder
+    last = read_ledger(tmp_path / "ledger.jsonl")[-1]
+    assert tags["lea.ledger.head"] == f"{last['seq']}:{last['hash']}"
     assert tags["lea.signoff.latest"].startswith("approve by bob (model-risk-officer) at "
                                                  + s.record["signed_at"])
     (art,) = client.list_artifacts(run_id, "signoffs")
