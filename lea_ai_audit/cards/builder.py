@@ -370,6 +370,20 @@ def _key_figures(c: Any, limit: int = 6) -> dict[str, float | int | None]:
     return chosen
 
 
+def _is_shipped_pack(policy: Mapping[str, Any]) -> bool | None:
+    """Whether the report's policy digest is that of the shipped pack of its id and version
+    (None when unknown: no digest recorded, or no shipped pack of that id)."""
+    from ..policy import _policy_files, load_policy
+
+    if not policy.get("sha256") or str(policy.get("id")) not in _policy_files():
+        return None
+    try:
+        pack = load_policy(str(policy.get("id")))
+    except Exception:  # a broken installation: say nothing rather than guess
+        return None
+    return pack.version == str(policy.get("version")) and pack.digest() == policy["sha256"]
+
+
 def _read_signoffs(report_dir: Path | None, rep: Any, trust_store: Any = None
                    ) -> list[dict[str, Any]]:
     """Every sign-off file, as the gate judges it: only those verified against the trust store
@@ -750,8 +764,9 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
         "report": {"report_id": rep.report_id, "sha256": rep.digest(),
                    "created_at": rep.created_at, "status": rep.status.value,
                    "schema_version": rep.schema_version, "author": rep.author,
-                   "policy": {k: rep.policy.get(k) for k in ("id", "version", "title",
-                                                             "source", "sha256")}},
+                   "policy": {**{k: rep.policy.get(k) for k in ("id", "version", "title",
+                                                                "source", "sha256")},
+                              "shipped": _is_shipped_pack(rep.policy)}},
         "summary": _plain_summary(rep, oversight, small),
         "model_details": {
             "name": meta.get("name") or model.get("class") or "the audited tool",

@@ -176,6 +176,8 @@ def test_a_policy_copy_with_nothing_blocking_is_refused(capsys, tmp_path: Path, 
     # the card names the pack with its digest, so an officer sees it is not the shipped one
     card = json.loads((out / "card.json").read_text())
     assert card["report"]["policy"]["sha256"] == rep.policy["sha256"]
+    assert card["report"]["policy"]["shipped"] is False
+    assert "NOT the shipped pack of that id and version" in (out / "card.md").read_text()
     # the keeper of the trust store can allow it by digest; the gate then names it
     store = tmp_path / "trust.yaml"
     data = yaml.safe_load(keys["store"].read_text())
