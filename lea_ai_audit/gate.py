@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_text, sha256_file
+from ._io import atomic_write_text
 from .errors import InputError, LeaAuditError, ReportError
 from .results import AuditReport, Status, overall_status
 
@@ -397,19 +397,14 @@ def evaluate(report: str | os.PathLike[str] | AuditReport, *, require_signoff: b
     had_model = (rep.subject.get("prediction_source") == "model"
                  or bool(rep.subject.get("model")))
     if model is not None:
-        mp = Path(model)
-        if not mp.is_file():
-            raise InputError(f"no model file {str(mp)!r}", "pass the model file to deploy")
-        sha = sha256_file(mp)
+        from .signoff import model_file_problem
+
+        sha, wrong = model_file_problem(rep, model)
         audited = (rep.subject.get("model") or {}).get("file_sha256")
-        if audited and audited != sha:
-            checks.append(GateCheck("model", False, (
-                f"the model file {mp} (SHA-256 {sha[:12]}...) is not the one audited "
-                f"({str(audited)[:12]}...)",)))
-        else:
-            checks.append(GateCheck("model", True, (), f"{mp} (SHA-256 {sha[:12]}...)"
-                                    + (" is the audited file" if audited else
-                                       ": every approval must have signed it")))
+        checks.append(GateCheck("model", wrong is None, (wrong,) if wrong else (),
+                                f"{model} (SHA-256 {sha[:12]}...)" + (
+                                    " is the audited file" if audited else
+                                    ": every approval must have signed it")))
     elif had_model and not no_model_check:
         checks.append(GateCheck("model", False, (
             "the audit was made with a model, but no model file was given: pass --model FILE "

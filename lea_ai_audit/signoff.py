@@ -954,6 +954,26 @@ class SignoffVerdict:
     rule: Mapping[str, Any] = field(default_factory=dict)
 
 
+def model_file_problem(report: Any, model_path: str | os.PathLike[str]
+                       ) -> tuple[str, str | None]:
+    """(SHA-256 of the model file, why it is not the audited file or None).
+
+    Raises
+    ------
+    InputError
+        No such file.
+    """
+    mp = Path(model_path)
+    if not mp.is_file():
+        raise InputError(f"no model file {str(mp)!r}", "pass the model file to deploy")
+    sha = sha256_file(mp)
+    audited = (report.subject.get("model") or {}).get("file_sha256")
+    if audited and audited != sha:
+        return sha, (f"the model file {mp!s} (SHA-256 {sha[:12]}...) is not the one audited "
+                     f"({str(audited)[:12]}...)")
+    return sha, None
+
+
 def _statement(record: Mapping[str, Any]) -> dict[str, Any] | None:
     env = record.get("envelope")
     try:
@@ -1064,14 +1084,9 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
     notes: list[str] = []
     model_sha = None
     if model_path is not None:
-        mp = Path(model_path)
-        if not mp.is_file():
-            raise InputError(f"no model file {str(mp)!r}", "pass the model file to deploy")
-        model_sha = sha256_file(mp)
-        audited = (report.subject.get("model") or {}).get("file_sha256")
-        if audited and audited != model_sha:
-            blocking.append(f"the model file {mp!s} (SHA-256 {model_sha[:12]}...) is not the "
-                            f"one audited ({str(audited)[:12]}...)")
+        model_sha, problem = model_file_problem(report, model_path)
+        if problem:
+            blocking.append(problem)
     card_now = None
     subjects_now = None
     if report_dir is not None:
