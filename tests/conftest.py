@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -64,3 +65,24 @@ def _mlflow_global_state():
         except Exception:
             fluent._active_run_stack.get().pop()
     tracking_utils._tracking_uri, registry_utils._registry_uri, fluent._active_experiment_id = saved
+
+
+# -- a real headless Chromium for pages a user opens (model cards, evidence HTML) -------------
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-extensions", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Playwright driving Debian's Chromium; a missing browser fails the test (never skips)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail("Chromium is not installed: apt-get update && apt-get install -y chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is not installed: pip install -e '.[dev]' (playwright)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +25,6 @@ from lea_ai_audit import audit
 from lea_ai_audit.checks.drift import _safe_names, _safe_text
 from lea_ai_audit.datasets import make_police_triage
 from lea_ai_audit.policy import load_policy
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-extensions", "--no-first-run"]
 
 PWN_NAME = "</script><script>window.__pwned=1</script>"
 PWN_ATTR = '"><img src=x onerror="window.__pwned=2">'
@@ -131,20 +126,6 @@ def test_safe_names_are_one_to_one() -> None:
     assert len(set(names.values())) == len(cols)
     assert all("<" not in str(v) and "&" not in str(v) for v in names.values())
     assert names[3] == 3 and names["a\u2039b"] == "a\u2039b"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.fail("Chromium is not installed: apt-get update && apt-get install -y chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright is not installed: pip install -e '.[dev]' (playwright)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, page_file: Path):

@@ -47,6 +47,11 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
 
 
 def audit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    key = getattr(args, "sign_key", None)
+    if key:  # a missing key or wrong passphrase is bad input before the audit writes anything
+        from ..signoff import load_private_key
+
+        load_private_key(key, passphrase=_passphrase(getattr(args, "sign_passphrase_env", None)))
     url = getattr(args, "decisions", None)
     if not url:
         return {}

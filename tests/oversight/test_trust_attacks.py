@@ -356,3 +356,12 @@ def test_bundles_say_what_they_prove(capsys, passing: Path, keys, tmp_path: Path
     bad = forge(handwritten_signoffs)
     rc, out, _ = _run(capsys, "verify", bad, "--trust-store", keys["store"])
     assert rc == 1 and "bundle OK" not in out and "not a signed record" in out
+
+
+def test_a_bad_sign_key_is_refused_before_anything_is_written(capsys, tmp_path: Path,
+                                                              keys) -> None:
+    out = tmp_path / "w" / "audit"
+    rc, _, err = _run(capsys, "demo", "--out", out, "--rows", "2000", "--sign-key",
+                      tmp_path / "nope.key", "--ledger", tmp_path / "w" / "ledger.jsonl", "-q")
+    assert rc == 2 and err.startswith("error: no key file") and err.count("\n") == 1
+    assert not (tmp_path / "w").exists()  # no report, no model file, no ledger entry
