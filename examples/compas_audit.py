@@ -51,6 +51,12 @@ METADATA = {
     "ethical_considerations": "Recidivism is measured by re-arrest, which reflects policing "
                               "as well as behaviour.",
     "contact": "see the project README",
+    # the words of the card's sentences: "805 of 1,795 African-American defendants who did not
+    # reoffend within two years were labelled medium or high risk (44.8%), against ..."
+    "persons": "defendants",
+    "outcome": "reoffended within two years",
+    "no_outcome": "did not reoffend within two years",
+    "flag": "labelled medium or high risk",
 }
 
 

@@ -61,7 +61,9 @@ class Grouping:
     codes: np.ndarray = field(repr=False)
     labels: list[str]
     reference: int
-    reference_source: str  # "given" or "largest"
+    reference_source: str  # "given", "largest", or how an intersection's reference was chosen
+    #: of an intersection: each cell's group code in each of its attributes (cells x attributes)
+    cells: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_groups(self) -> int:
@@ -248,6 +250,40 @@ def _predicts_argmax(model: Any) -> bool:
     name = type(est).__name__
     return module.startswith(_ARGMAX_MODULES) and "Stacking" not in name and \
         "Voting" not in name
+
+
+def intersection_reference(parts: Sequence[Grouping], cells: np.ndarray,
+                           sizes: np.ndarray) -> tuple[int, str]:
+    """The reference cell of an intersection, and how it was chosen (stated on the card).
+
+    ``cells[c, a]`` is cell ``c``'s group in attribute ``a`` (of ``parts``); ``sizes`` the
+    cells' row counts. The reference is the cell that combines each attribute's own reference
+    group (declared, or the largest where none was declared): race=Caucasian declared, sex=Male
+    and age_cat=25 - 45 the largest give the cell Caucasian & Male & 25 - 45. When that
+    combination does not occur: the largest cell holding every *declared* reference group
+    (e.g. the largest Caucasian cell), and only without any declared reference the largest
+    cell of all. Never silently: the text says which rule applied.
+    """
+    refs = np.array([g.reference for g in parts], dtype=np.int64)
+    declared = np.array([g.reference_source == "given" for g in parts], dtype=bool)
+    how = ", ".join(f"{g.name}={g.labels[g.reference]} "
+                    f"({'declared' if g.reference_source == 'given' else 'largest'})"
+                    for g in parts)
+    hits = np.flatnonzero((cells == refs).all(axis=1))
+    if len(hits):
+        if declared.all():
+            return int(hits[0]), "given"
+        return int(hits[0]), f"the combination of each attribute's reference group: {how}"
+    if declared.any():
+        ok = (cells[:, declared] == refs[declared]).all(axis=1)
+        if ok.any():
+            cell = int(np.flatnonzero(ok)[np.argmax(sizes[ok])])
+            names = ", ".join(f"{g.name}={g.labels[g.reference]}"
+                              for g, d in zip(parts, declared, strict=True) if d)
+            return cell, (f"the largest cell with {names}: the combination of each "
+                          f"attribute's reference group ({how}) does not occur in the data")
+    return int(np.argmax(sizes)), (f"the largest cell: the combination of each attribute's "
+                                   f"reference group ({how}) does not occur in the data")
 
 
 class AuditContext:
@@ -682,26 +718,19 @@ class AuditContext:
             inverse = lookup[combined]
         else:
             uniq, inverse = np.unique(combined, return_inverse=True)
-        # decode each present combination into its per-attribute labels
-        labels, ref_combo = [], 0
-        for g in parts:
-            ref_combo = ref_combo * g.n_groups + g.reference
+        # decode each present combination into its per-attribute codes and labels
+        cells = np.zeros((len(uniq), len(parts)), dtype=np.int64)
         rem = uniq.copy()
-        pieces: list[list[str]] = [[] for _ in uniq]
-        for g in reversed(parts):
-            idx = rem % g.n_groups
-            rem = rem // g.n_groups
-            for i, j in enumerate(idx):
-                pieces[i].insert(0, g.labels[int(j)])
-        labels = [INTERSECTION_SEP.join(p) for p in pieces]
-        hits = np.flatnonzero(uniq == ref_combo)
-        if len(hits) and all(g.reference_source == "given" for g in parts):
-            ref, source = int(hits[0]), "given"
-        else:
-            ref, source = int(np.argmax(np.bincount(inverse))), "largest"
+        for a in range(len(parts) - 1, -1, -1):
+            cells[:, a] = rem % parts[a].n_groups
+            rem = rem // parts[a].n_groups
+        labels = [INTERSECTION_SEP.join(g.labels[int(j)] for g, j in zip(parts, row, strict=True))
+                  for row in cells]
+        ref, source = intersection_reference(parts, cells,
+                                             np.bincount(inverse, minlength=len(uniq)))
         name = INTERSECTION_SEP.join(g.name for g in parts)
         return Grouping(name, tuple(g.name for g in parts), inverse.astype(np.int64), labels,
-                        ref, source)
+                        ref, source, cells=cells)
 
     # -- what checks read ----------------------------------------------------------------------
     @property

@@ -204,18 +204,20 @@ class Audit:
             declared_population=self.declared_population)
 
     def run(self, data: Any, *, reference: Any = None, progress: ProgressFn | None = None,
-            out: str | os.PathLike[str] | None = None) -> AuditReport:
+            out: str | os.PathLike[str] | None = None,
+            card_formats: Sequence[str] = ("html", "md", "json")) -> AuditReport:
         """Audit ``data`` and return the report.
 
-        With ``out`` the report, its evidence and the model cards are saved there. The audit
-        is logged to MLflow unless ``track`` is False (see :mod:`lea_ai_audit.tracking`).
+        With ``out`` the report, its evidence and the model cards (``card_formats``; add
+        ``"pdf"`` for card.pdf) are saved there. The audit is logged to MLflow unless
+        ``track`` is False (see :mod:`lea_ai_audit.tracking`).
         """
         report = self._run(data, reference=reference, progress=progress)
         if out is not None:
             from .cards import write_cards
 
             report.save(out)
-            write_cards(report, out, report_dir=out)
+            write_cards(report, out, report_dir=out, formats=tuple(card_formats))
         from .tracking import track_report
 
         track_report(report, out=out, track=self.track)
@@ -260,7 +262,8 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
           decisions: Any = None, schema: Any = None, metadata: Mapping[str, Any] | None = None,
           declared_population: Mapping[str, Mapping[str, float]] | None = None,
           progress: ProgressFn | None = None, out: str | os.PathLike[str] | None = None,
-          track: bool | str = True) -> AuditReport:
+          track: bool | str = True,
+          card_formats: Sequence[str] = ("html", "md", "json")) -> AuditReport:
     """Audit a model, or a vendor's predictions and scores, against a policy pack.
 
     Parameters
@@ -308,6 +311,9 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
     out : path, optional
         Save report.json, its evidence files and the model cards (card.html, card.md,
         card.json) in this directory.
+    card_formats : list of str
+        The cards written with ``out``: any of ``html``, ``md``, ``json`` and ``pdf`` (printed
+        by headless Chromium; needs Playwright and a Chromium, see :mod:`lea_ai_audit.cards.pdf`).
     track : bool or str
         Log the audit to MLflow as a run (nested under the active run if one is open).
         ``True`` (default): to ``MLFLOW_TRACKING_URI``, else a local store in
@@ -360,4 +366,5 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
                  model_file=model_file, data_source=data_source, decisions=decisions,
                  schema=schema, metadata=metadata, declared_population=declared_population,
                  track=track).run(
-                     data, reference=reference, progress=progress, out=out)
+                     data, reference=reference, progress=progress, out=out,
+                     card_formats=card_formats)

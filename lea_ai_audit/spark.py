@@ -624,6 +624,12 @@ positive_label, seed
         full_n[g.name] = counts.n
         if g.reference_source == "largest":  # the largest group of the whole data
             g = dataclasses.replace(g, reference=int(np.argmax(counts.n)))
+        elif g.is_intersection and g.cells is not None:  # follows its attributes' references
+            from .context import intersection_reference
+
+            parts = [x for x in new_groupings if x.name in g.attributes]
+            ref, source = intersection_reference(parts, g.cells, counts.n)
+            g = dataclasses.replace(g, reference=ref, reference_source=source)
         new_groupings.append(g)
         sizes[g.name] = dict(zip(g.labels, counts.n.tolist(), strict=True))
     ctx._groupings = new_groupings

@@ -103,6 +103,56 @@ def undefined_when_constant(decision: int) -> tuple[str, ...]:
     return ("npv", "for") if decision == 1 else ("ppv", "fdr")
 
 
+#: which side of the reference group harms the people of a group, when a flag is a burden
+#: (a police risk flag: a stop, a search, detention): "higher" or "lower"; None where neither
+#: side is a harm in itself (a policy sets ``harm:`` on its requirement to say otherwise, e.g.
+#: ``harm: lower`` for a flag that is a benefit, such as a referral to support)
+HARMFUL_SIDE: dict[str, str | None] = {
+    "selection_rate": "higher", "fpr": "higher", "tnr": "lower", "fdr": "higher",
+    "ppv": "lower", "accuracy": "lower",
+    # a missed risk harms the public and victims (under-protection) rather than the person
+    "fnr": "higher", "tpr": "lower",
+    "npv": None, "for": None, "base_rate": None}
+
+#: per metric: (whom it counts, what happened to them), in words for a sentence
+#: "<k> of <m> <group> <persons> <whom> <what>"; {pos}/{neg} are the outcome and its absence,
+#: {flag} what a positive decision is (card metadata outcome, no_outcome, flag)
+SENTENCE: dict[str, tuple[str, str]] = {
+    "selection_rate": ("", "were {flag}"),
+    "tpr": ("who {pos}", "were {flag}"),
+    "fpr": ("who {neg}", "were {flag}"),
+    "fnr": ("who {pos}", "were not {flag}"),
+    "tnr": ("who {neg}", "were not {flag}"),
+    "ppv": ("who were {flag}", "{pos}"),
+    "npv": ("who were not {flag}", "{neg}"),
+    "fdr": ("who were {flag}", "{neg}"),
+    "for": ("who were not {flag}", "{pos}"),
+    "accuracy": ("", "were decided correctly"),
+    "base_rate": ("", "{pos}"),
+}
+
+#: per metric and side: what a group on that side of the reference group experiences
+SIDE_TEXT: dict[str, tuple[str, str]] = {
+    "selection_rate": ("flagged more often", "flagged less often"),
+    "tpr": ("caught more often when they had the outcome",
+            "missed more often when they had the outcome"),
+    "fpr": ("wrongly flagged more often", "wrongly flagged less often"),
+    "fnr": ("missed more often when they had the outcome",
+            "missed less often when they had the outcome"),
+    "tnr": ("rightly left alone more often", "wrongly flagged more often"),
+    "ppv": ("flagged on firmer grounds, a flag being right more often",
+            "flagged on weaker grounds, a flag being right less often"),
+    "npv": ("rightly not flagged more often", "rightly not flagged less often"),
+    "fdr": ("flagged wrongly more often, of those flagged",
+            "flagged wrongly less often, of those flagged"),
+    "for": ("missed more often, of those not flagged", "missed less often, of those not "
+            "flagged"),
+    "accuracy": ("decided correctly more often", "decided correctly less often"),
+    "base_rate": ("recorded with the outcome more often", "recorded with the outcome less "
+                  "often"),
+}
+
+
 #: short names for people
 LABELS = {"base_rate": "base rate", "selection_rate": "selection rate", "tpr": "TPR",
           "fpr": "FPR", "fnr": "FNR", "tnr": "TNR", "ppv": "PPV", "npv": "NPV", "fdr": "FDR",

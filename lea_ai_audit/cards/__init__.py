@@ -59,7 +59,8 @@ def write_cards(report: Any, out: str | os.PathLike[str], *,
     report_dir, metadata, previous, trust_store
         See :func:`build_card`.
     formats : list of str
-        Any of ``html``, ``md``, ``json``.
+        Any of ``html``, ``md``, ``json`` and ``pdf`` (printed from the HTML card by headless
+        Chromium: :mod:`lea_ai_audit.cards.pdf`).
 
     Returns
     -------
@@ -75,14 +76,24 @@ def write_cards(report: Any, out: str | os.PathLike[str], *,
     from .._io import atomic_write_text
 
     for f in formats:
-        if f not in FORMATS:
+        if f not in FORMATS and f != "pdf":
             from ..errors import InputError
-            raise InputError(f"unknown card format {f!r}", "use html, md or json")
+            raise InputError(f"unknown card format {f!r}", "use html, md, json or pdf")
     card = build_card(report, report_dir=report_dir, metadata=metadata, previous=previous,
-                      figures="html" in formats, trust_store=trust_store)
+                      figures="html" in formats or "pdf" in formats, trust_store=trust_store)
     out_dir = Path(out)
+    texts = {f: FORMATS[f][0](card) for f in formats if f in FORMATS}
+    pdf = None
+    if "pdf" in formats:  # printed first: a missing browser stops before anything is written
+        from .pdf import render_pdf
+
+        pdf = render_pdf(texts.get("html") or render_html(card),
+                         str(card.data["report"]["report_id"]))
     written = {}
-    for f in formats:
-        renderer, suffix = FORMATS[f]
-        written[f] = atomic_write_text(out_dir / f"{name}.{suffix}", renderer(card))
+    for f, text in texts.items():
+        written[f] = atomic_write_text(out_dir / f"{name}.{FORMATS[f][1]}", text)
+    if pdf is not None:
+        from .._io import atomic_write_bytes
+
+        written["pdf"] = atomic_write_bytes(out_dir / f"{name}.pdf", pdf)
     return written

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import InputError
+from .harm import findings as harm_findings
 
 CARD_SCHEMA_VERSION = "1.0"
 
@@ -32,6 +34,10 @@ METADATA_KEYS = {
     "ethical_considerations": "risks to people and how they are handled",
     "caveats": "further caveats and recommendations",
     "license": "licence or terms of use",
+    "persons": "what the cases are, in the plural, for the card's sentences (e.g. defendants)",
+    "outcome": "the outcome as a verb phrase (e.g. reoffended within two years)",
+    "no_outcome": "its absence (e.g. did not reoffend within two years)",
+    "flag": "what a positive decision is (e.g. labelled medium or high risk)",
 }
 _LIST_KEYS = {"intended_use", "out_of_scope_uses", "users", "ethical_considerations", "caveats"}
 
@@ -227,6 +233,7 @@ def _group_tables(rep: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
                 notes.append("disparity: " + ", ".join(sorted(set(viol[(grouping, g)]))))
             rows.append([g, _fmt(n), *[d.get(m, "—") for m in cols], "; ".join(notes)])
         table = {"attribute": grouping, "title": f"By {grouping}",
+                 "anchor": anchor(_c.requirement_id, e.name),
                  "description": e.description,
                  "columns": ["group", "cases", *cols, "notes"], "rows": rows}
         (inter if _is_intersection(grouping, sensitive) else unitary).append(table)
@@ -316,7 +323,8 @@ def _disparity_tables(rep: Any) -> list[dict[str, Any]]:
                          str(r.get("verdict")) + (f": {r['reason']}" if r.get("reason") and
                                                   r.get("verdict") == "insufficient" else "")]
                 body.append(line)
-            out.append({"attribute": str(e.name), "title": f"{c.title or c.requirement_id} "
+            out.append({"attribute": str(e.name), "anchor": anchor(c.requirement_id, e.name),
+                        "title": f"{c.title or c.requirement_id} "
                         f"({c.requirement_id}): {e.name}",
                         "description": (
                             "the verdict reads the decision interval, at the level the "
@@ -474,7 +482,8 @@ def _oversight(rep: Any, signoffs: list[dict[str, Any]]) -> dict[str, Any]:
             "approvals": len(approvals), "signoffs": signoffs, "attestations": attest}
 
 
-def _plain_summary(rep: Any, oversight: dict[str, Any], caveat_groups: int) -> dict[str, Any]:
+def _plain_summary(rep: Any, oversight: dict[str, Any], caveat_groups: int,
+                   shown: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
     st = rep.status.value
     pol = f"{rep.policy.get('id')} {rep.policy.get('version')}"
     fails = rep.by_status("fail")
@@ -493,13 +502,16 @@ def _plain_summary(rep: Any, oversight: dict[str, Any], caveat_groups: int) -> d
         verdict = f"The model meets every requirement of policy {pol} that was checked."
     else:
         verdict = "Nothing was checked: this audit says nothing about the model."
-    points = [f"Not met — {c.title or c.requirement_id} ({'; '.join(c.clauses)}): {c.message}"
+    def said(c: Any) -> str:  # a finding told in full under "Who is harmed" is not repeated
+        return ("see 'Who is harmed' above" if c.requirement_id in shown else c.message)
+
+    points = [f"Not met — {c.title or c.requirement_id} ({'; '.join(c.clauses)}): {said(c)}"
               for c in fails]
     points += [f"Could not be checked — {c.title or c.requirement_id}: {c.message}"
                for c in errors]
     pending = [c for c in warns if c.check_id == "oversight.attestation"]
     other = [c for c in warns if c.check_id != "oversight.attestation"]
-    points += [f"Attention — {c.title or c.requirement_id}: {c.message}" for c in other]
+    points += [f"Attention — {c.title or c.requirement_id}: {said(c)}" for c in other]
     if pending:
         points.append(f"{len(pending)} question(s) about human oversight and documentation "
                       "await a person's answer (see 'Human oversight').")
@@ -629,9 +641,7 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
     if small:
         caveats.append(f"{small} group(s) have fewer than {min_n} cases; their rates carry "
                        "wide intervals and no conclusion is drawn from them.")
-    for c in rep.checks:
-        if c.status.value in ("skipped", "error"):
-            caveats.append(f"{c.title or c.requirement_id} was {c.status.value}: {c.message}")
+    caveats += _not_checked(rep)
     if subject.get("prediction_source") not in (None, "model"):
         caveats.append("The audit used the decisions and scores exported by the tool, not the "
                        "model itself: it shows what the tool did on these cases.")
@@ -645,22 +655,34 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
                   and c.status.value in ("fail", "warn") and c.raw_status.value == "fail"]
     for c in fair_fails:
         ethics.append(f"Found by the audit — {c.title or c.requirement_id}: {c.message}")
+    for c in rep.checks:  # inputs that stand in for a sensitive attribute; by-group findings
+        if c.check_id in ("explain.proxies", "explain.by_group", "data.quality_by_group",
+                          "data.protection") and c.status.value in ("fail", "warn"):
+            ethics.append(f"Found by the audit — {c.title or c.requirement_id}: {c.message}")
     if not ethics:
         ethics.append("The owner has given no ethical considerations (metadata "
                       "ethical_considerations).")
 
     compliance = []
+    disparity = _disparity_tables(rep)
+    shown_tables = {t["anchor"] for t in disparity + unitary + inter}
     for c in rep.checks:
-        ev = []
+        ev, links = [], []
         for e in c.evidence:
             if e.kind == "file":
-                ev.append(f"{e.name} ({e.data.get('path')})")
+                path = str(e.data.get("path"))
+                ev.append(f"{e.name} ({path})")
+                links.append({"name": e.name, "kind": "file", "href": _safe_href(path),
+                              "path": path})
             else:
                 ev.append(f"{e.name} ({e.kind})")
+                a = anchor(c.requirement_id, e.name)
+                links.append({"name": e.name, "kind": e.kind,
+                              "href": f"#{a}" if a in shown_tables else None, "path": None})
         compliance.append({"requirement": c.requirement_id, "title": c.title or "",
                            "clauses": list(c.clauses), "status": c.status.value,
                            "blocking": bool(c.blocking), "finding": c.message,
-                           "figures": _key_figures(c), "evidence": ev})
+                           "figures": _key_figures(c), "evidence": ev, "links": links})
 
     evidence_files = []
     figures_meta: list[dict[str, Any]] = []
@@ -670,7 +692,8 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
             mt = str(e.data.get("media_type", ""))
             item = {"requirement": c.requirement_id, "name": e.name,
                     "path": str(e.data.get("path")), "sha256": str(e.data.get("sha256")),
-                    "media_type": mt, "size": e.data.get("size")}
+                    "media_type": mt, "size": e.data.get("size"),
+                    "href": _safe_href(str(e.data.get("path")))}
             evidence_files.append(item)
             if mt.startswith("image/"):
                 try:
@@ -767,9 +790,11 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
                    "policy": {**{k: rep.policy.get(k) for k in ("id", "version", "title",
                                                                 "source", "sha256")},
                               "shipped": _is_shipped_pack(rep.policy)}},
-        "summary": _plain_summary(rep, oversight, small),
+        "summary": _plain_summary(rep, oversight, small,
+                                  {f["requirement"] for f in harm_findings(rep, meta)}),
         "model_details": {
-            "name": meta.get("name") or model.get("class") or "the audited tool",
+            "name": meta.get("name") or UNNAMED,
+            "named": bool(meta.get("name")),
             "version": meta.get("version"), "owner": meta.get("owner"),
             "contact": meta.get("contact"), "description": meta.get("description"),
             "license": meta.get("license"), "model_class": model.get("class"),
@@ -805,7 +830,7 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
                                         else None)},
         "quantitative_analyses": {"unitary": unitary, "intersectional": inter,
                                   "performance": perf, "decisions": _decisions_table(rep),
-                                  "disparity": _disparity_tables(rep)},
+                                  "disparity": disparity},
         "figures": figures_meta,
         "ethical_considerations": ethics,
         "caveats_and_recommendations": caveats,
@@ -817,7 +842,125 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
         "evidence_files": evidence_files,
         "metadata": {k: meta[k] for k in sorted(meta)},
     }
+    card["harm"] = harm_findings(rep, meta)
+    card["next_steps"] = _next_steps(rep, oversight)
+    card["signoff_binds"] = _binds(rep, oversight)
+    card["caveats_and_recommendations"] = _merge(card["caveats_and_recommendations"])
+    from .glossary import GLOSSARY, terms_in
+    from .render import template_text
+
+    used = terms_in([json.dumps(card, ensure_ascii=False), template_text()])
+    card["glossary"] = [{"key": k, "term": GLOSSARY[k][0], "definition": GLOSSARY[k][1]}
+                        for k in used]
     return ModelCard(data=card, images=images)
+
+
+#: the card's title when the metadata names no tool
+UNNAMED = "Unnamed tool (give it a name: name: in the card metadata, --metadata FILE)"
+
+
+def anchor(requirement: str, evidence: str) -> str:
+    """The id of an evidence table shown on the card (letters, digits and dashes only)."""
+    import hashlib
+
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{requirement}-{evidence}".lower()).strip("-")[:60]
+    digest = hashlib.sha256(f"{requirement}\n{evidence}".encode()).hexdigest()[:8]
+    return f"ev-{slug}-{digest}"
+
+
+def _safe_href(path: str) -> str | None:
+    """A link to an evidence file beside the card: a relative path only (no scheme, no
+    absolute or parent path), percent-encoded; None when the path is not one."""
+    from urllib.parse import quote
+
+    p = str(path).replace("\\", "/")
+    if not p or p.startswith(("/", "~")) or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", p) or \
+            any(part in ("..", "") for part in p.split("/")):
+        return None
+    return quote(p, safe="/._-")
+
+
+def _not_checked(rep: Any) -> list[str]:
+    """One line per reason a requirement was skipped or errored, naming every requirement it
+    stopped (not the same caveat once per requirement)."""
+    by_reason: dict[tuple[str, str], list[str]] = {}
+    for c in rep.checks:
+        if c.status.value in ("skipped", "error"):
+            by_reason.setdefault((c.status.value, c.message), []).append(
+                c.title or c.requirement_id)
+    out = []
+    for (status, why), names in by_reason.items():
+        what = "could not be checked" if status == "error" else "not checked"
+        if len(names) == 1:
+            out.append(f"{names[0]}: {what} — {why}")
+        else:
+            out.append(f"{len(names)} requirements {what} — {why}: " + "; ".join(names) + ".")
+    return out
+
+
+def _merge(items: list[str]) -> list[str]:
+    """The caveats without repeats (the same text once)."""
+    return list(dict.fromkeys(items))
+
+
+def _next_steps(rep: Any, oversight: Mapping[str, Any]) -> list[str]:
+    """What an oversight officer does next, for this result."""
+    st = rep.status.value
+    fails = [c.requirement_id for c in rep.by_status("fail")]
+    errors = [c.requirement_id for c in rep.checks if c.status.value == "error" and c.blocking]
+    rule = oversight.get("rule") or {}
+    need = int(rule.get("min_approvals") or 0)
+    steps = []
+    if st == "fail":
+        steps.append("Do not put the tool into use as it is: it fails "
+                     f"{len(fails)} blocking requirement(s) ({', '.join(fails)}).")
+        steps.append("Ask its owner to fix what fails (retrain, change the threshold, remove "
+                     "an input that stands in for a sensitive attribute) and to audit it "
+                     "again.")
+        steps.append("Approving it anyway needs a waiver for each failed requirement ("
+                     + ", ".join(fails) + "), signed with a written justification; the gate "
+                     "opens only with those waivers and gate --accept-waivers.")
+    elif st == "error":
+        steps.append(f"Ask for a complete audit: {len(errors)} blocking requirement(s) "
+                     f"({', '.join(errors)}) could not be checked, so nothing can be approved "
+                     "yet (a waiver can accept the gap, with a justification).")
+    elif st == "warn":
+        steps.append("Read each point marked Attention and decide whether it is acceptable "
+                     "for this use; answer the questions for a person.")
+    elif st == "pass":
+        steps.append("Check the intended use and the groups compared, then sign off.")
+    else:
+        steps.append("Nothing was checked: ask for an audit against a policy.")
+    if need:
+        steps.append(f"The policy needs {need} approval(s) by reviewers other than the person "
+                     "who ran the audit (four-eyes rule) before the tool may be used: "
+                     "lea-audit signoff.")
+    steps.append("Reject it (lea-audit signoff --decision reject) if it must not be used: a "
+                 "signed rejection closes the gate until it is withdrawn.")
+    return steps
+
+
+def _binds(rep: Any, oversight: Mapping[str, Any]) -> dict[str, Any]:
+    """What a sign-off of this card attests, and the digests it binds."""
+    model = rep.subject.get("model") or {}
+    return {
+        "attests": ("A sign-off is a reviewer's own decision, signed with their key: that "
+                    "they read this card and approve (or reject) the use of this tool as "
+                    "audited here. It does not certify the figures, which the audit computed; "
+                    "it records who took responsibility for the decision, and when."),
+        "binds": [
+            {"what": "the audit report", "digest": rep.digest()},
+            {"what": "this card's content", "digest": "card.json (signed as card.json#body)"},
+            {"what": "the model file", "digest": model.get("file_sha256")
+             or "no model file: the decisions and scores exported by the tool"},
+            {"what": "the audited data", "digest": rep.data.get("sha256")},
+            {"what": "the policy pack", "digest": rep.policy.get("sha256")},
+        ],
+        "voided_by": ("Any change to the report, card, model, data or policy voids it; so "
+                      "does its expiry or its withdrawal."),
+        "waiver_needed": [c.requirement_id for c in rep.checks if c.blocking and
+                          c.status.value in ("fail", "error")],
+    }
 
 
 def evidence_path(path: str) -> str:

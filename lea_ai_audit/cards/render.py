@@ -14,7 +14,16 @@ from ..errors import ReportError
 from .builder import ModelCard, _fmt
 
 SCHEMA_FILE = "model-card.schema.json"
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#|~])")
+#: characters that are Markdown markup wherever they stand (GitHub/GitLab flavour)
+_MD_ALWAYS = re.compile(r"([\\`*|~\[\]])")
+#: an underscore is emphasis only at a word's edge (GFM leaves snake_case alone)
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+#: text that could open an HTML tag, comment or entity
+_MD_TAG = re.compile(r"<(?=[A-Za-z/!?])")
+_MD_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
+#: what opens a block at the start of a line: a quote, heading, list item or rule
+_MD_LINE_START = re.compile(r"^(\s*)(>|#{1,6}(?=\s|$)|[+=-](?=[\s=-]|$))")
+_MD_ORDERED = re.compile(r"^(\s*\d{1,9})([.)])(?=\s|$)")
 
 
 def templates_dir() -> Path:
@@ -48,13 +57,22 @@ def validate_card(data: dict[str, Any]) -> None:
 
 
 def md_escape(value: Any) -> str:
-    """Text safe inside Markdown (and its tables): ``& < >`` as HTML entities (no raw HTML can
-    form), other markup characters backslash-escaped, line breaks as spaces."""
+    """Text safe inside Markdown and its tables, escaped only where it would be markup (so the
+    plain text stays plain: no ``&amp;`` or ``\\_`` noise in "A & B" or snake_case): a ``<``
+    that could open a tag and an ``&`` that could form an entity become entities; backslashes,
+    backticks, ``* | ~ [ ]`` and underscores at a word's edge are backslash-escaped; a ``>``, a
+    ``#``, ``+``, ``-``, ``=`` or ``1.`` marker at the start of the text, where it would open a
+    quote, heading, list or rule, too (``-0.12`` stays as it is); line breaks become spaces."""
     if value is None:
         return ""
     text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_ENTITY.sub("&amp;", text)
+    text = _MD_TAG.sub("&lt;", text)
+    text = _MD_ALWAYS.sub(r"\\\1", text)
+    text = _MD_UNDERSCORE.sub(r"\\_", text)
+    text = _MD_LINE_START.sub(r"\1\\\2", text)
+    text = _MD_ORDERED.sub(r"\1\\\2", text)
+    return text
 
 
 def _environment(markdown: bool) -> Any:
@@ -77,11 +95,32 @@ def _environment(markdown: bool) -> Any:
             lines += ["| " + " | ".join(md_escape(v) for v in row) + " |" for row in t["rows"]]
             return Markup("\n".join(lines) + "\n")
         env.globals["md_table"] = md_table
+
+        def md_url(href: Any) -> Markup:  # already percent-encoded by the builder; no ( ) < >
+            return Markup(re.sub(r"[()<>\s]", lambda m: f"%{ord(m.group(0)):02X}", str(href)))
+        env.filters["md_url"] = md_url
     else:
+        from .glossary import annotator
+        from .harm import chart_svg
+
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
                                  autoescape=True, undefined=jinja2.StrictUndefined)
+        env.filters["g"] = annotator()  # one per rendering: the first occurrence is linked
+        env.globals["chart"] = lambda finding, grouping: Markup(chart_svg(finding, grouping))
     env.globals["fmt"] = _fmt
+    env.globals["pct"] = _pct
     return env
+
+
+def _pct(value: Any) -> str:
+    return "—" if not isinstance(value, (int, float)) else f"{100 * float(value):.1f}%"
+
+
+@cache
+def template_text() -> str:
+    """The text of the shipped templates (for the terms their fixed wording uses)."""
+    return "\n".join(p.read_text(encoding="utf-8")
+                     for p in sorted(templates_dir().glob("card.*.j2")))
 
 
 def render_html(card: ModelCard) -> str:

@@ -38,9 +38,11 @@ from ..inference import (
 from ..results import CheckResult, Evidence, Status
 from ..stats import (
     DECISION_DEPENDENT,
+    HARMFUL_SIDE,
     INTERVAL_METHODS,
     LABELS,
     METRICS,
+    SIDE_TEXT,
     ConfusionCounts,
     auc_interval,
     confusion_counts,
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 
 DECISION_RULES = ("point", "significant")
 DISPARITY_RULES = ("demonstrated", "significant", "point")
+HARM_SIDES = ("higher", "lower", "either")
 MULTIPLE_COMPARISONS = ("holm", "bonferroni", "none")
 FAMILIES = ("attribute", "check")
 
@@ -320,6 +323,13 @@ class Disparity(Check):
         comparisons. A group too small within a stratum is insufficient evidence there.
     control_bins : int
         Quantile bins of a numeric control column with more than 10 distinct values.
+    harm : {"higher", "lower", "either"}, optional
+        Which side of the reference group harms a group's people. Default: the metric's side
+        when a flag is a burden (:data:`lea_ai_audit.stats.HARMFUL_SIDE`: a higher FPR or
+        selection rate, a lower PPV, ...); set ``"lower"`` for the selection rate of a flag that
+        is a benefit. The test stays two-sided (a gap either way beyond the tolerance fails: on
+        the other side the *reference* group is the one disadvantaged); the side only orders
+        and words the findings: groups on the harmful side first, each row's ``side`` column.
     """
 
     id = "fairness.disparity"
@@ -330,8 +340,10 @@ class Disparity(Check):
                  if_not_demonstrated: str = "warn", min_group_size: int = 30,
                  confidence: float = 0.95, intersections: bool = True,
                  multiple_comparisons: str = "holm", family: str = "attribute",
-                 control: Sequence[str] | str | None = None, control_bins: int = 4) -> None:
+                 control: Sequence[str] | str | None = None, control_bins: int = 4,
+                 harm: str | None = None) -> None:
         self.metric = metric
+        self.harm = harm
         # a name or a list of names; anything else is kept as given, for validate() to refuse
         self.control = [control] if isinstance(control, str) else (
             list(control) if isinstance(control, (list, tuple)) else control)
@@ -357,6 +369,8 @@ class Disparity(Check):
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
+        if self.harm is not None and self.harm not in HARM_SIDES:
+            raise ValueError(f"harm must be one of {HARM_SIDES}, got {self.harm!r}")
         if self.max_difference is None and self.min_ratio is None:
             raise ValueError("give max_difference, min_ratio or both")
         if self.control is not None and (not isinstance(self.control, list) or not self.control
@@ -370,6 +384,24 @@ class Disparity(Check):
             raise ValueError(f"max_difference must be in [0, 1], got {self.max_difference}")
         if self.min_ratio is not None and not 0 < float(self.min_ratio) <= 1:
             raise ValueError(f"min_ratio must be in (0, 1], got {self.min_ratio}")
+
+    @property
+    def harmful_side(self) -> str:
+        """"higher", "lower" or "either": the side of the reference that harms a group."""
+        return self.harm or HARMFUL_SIDE.get(self.metric) or "either"
+
+    def _side(self, diff: float | None) -> str | None:
+        """Where a group's point estimate lies against its reference group: "harmful",
+        "favourable" (the reference group is the disadvantaged one), "equal", or "higher" /
+        "lower" when neither side is a harm (None: undefined)."""
+        if diff is None:
+            return None
+        if diff == 0:
+            return "equal"
+        where = "higher" if diff > 0 else "lower"
+        if self.harmful_side == "either":
+            return where
+        return "harmful" if where == self.harmful_side else "favourable"
 
     def _insufficient(self, m: np.ndarray, i: int, ref: int) -> bool:
         return bool(m[i] < self.min_group_size or m[ref] < self.min_group_size)
@@ -482,7 +514,7 @@ class Disparity(Check):
         smallest = min((float(x.min()) for x in finite if len(x)), default=alpha)
         metrics["decision_confidence"] = 1.0 - smallest
         evidence: list[Evidence] = []
-        found: dict[str, list[tuple[bool, float, str]]] = {
+        found: dict[str, list[tuple[int, bool, float, str, str | None]]] = {
             "violation": [], "inconclusive": [], "not demonstrated": []}
         insufficient: list[str] = []
         worst = 0.0
@@ -516,12 +548,14 @@ class Disparity(Check):
                     metrics[f"{self.metric}_ratio/{key}"] = _f(t["ratio"][i])
                     if verdict != "insufficient" and _f(t["diff"][i]) is not None:
                         worst = max(worst, abs(float(t["diff"][i])))
+                side = None if own else self._side(_f(t["diff"][i]))
                 if verdict in found:
-                    found[verdict].append((g.is_intersection, -abs(_f(t["diff"][i]) or 0.0),
+                    found[verdict].append((0 if side == "harmful" else 1, g.is_intersection,
+                                           -abs(_f(t["diff"][i]) or 0.0),
                                            f"{base}={label}{within} "
                                            f"{_fmt(_f(t['value'][i]))} vs "
                                            f"{_fmt(_f(t['value'][ref]))} for {g.labels[ref]} "
-                                           f"({why})"))
+                                           f"({why})", side))
                 elif verdict == "insufficient":
                     insufficient.append(f"{base}={label}{within}")
                 compared = verdict not in ("reference", "insufficient")
@@ -540,17 +574,20 @@ class Disparity(Check):
                     cell(t["dec_ratio_hi"][i], compared),
                     None if not compared else _f(dec["p"][i]),
                     None if not compared else _f(adjusted[i]),
-                    cell(t["detectable"][i], compared), verdict, why])
+                    cell(t["detectable"][i], compared), verdict, why, int(t["k"][i]), side])
             evidence.append(Evidence.table(
                 f"{self.metric}:{g.name}",
                 ["group", "n", "denominator", "value", "ci_low", "ci_high", "diff",
                  "diff_ci_low", "diff_ci_high", "ratio", "ratio_ci_low", "ratio_ci_high",
                  "decision_confidence", "decision_diff_low", "decision_diff_high",
                  "decision_ratio_low", "decision_ratio_high", "p_value", "p_adjusted",
-                 "detectable_diff", "verdict", "reason"], rows,
+                 "detectable_diff", "verdict", "reason", "numerator", "side"], rows,
                 f"{METRICS[self.metric][0]} by {g.name}, against reference group "
                 f"{g.labels[ref]!r} ({g.reference_source}); the reference row is not compared "
-                f"with itself. Plain {self.confidence:.0%} intervals (ci_*, diff_ci_*, "
+                f"with itself. Two-sided: a gap either way counts; side says where a group "
+                f"lies (harmful: {self._harm_words()[0]} than the reference group; favourable: "
+                f"{self._harm_words()[1]}, the reference group being the disadvantaged one). "
+                f"Plain {self.confidence:.0%} intervals (ci_*, diff_ci_*, "
                 f"ratio_ci_*): rate — {INTERVAL_METHODS['rate_rule']}; difference — "
                 f"{INTERVAL_METHODS['difference']}; ratio — {INTERVAL_METHODS['ratio']} (an "
                 f"empty ratio_ci_high / decision_ratio_high is unbounded: the reference "
@@ -606,8 +643,35 @@ class Disparity(Check):
                 strata.append(stratum)
         return views, tables, families, strata
 
+    def _harm_words(self) -> tuple[str, str]:
+        """(what the harmful side means, what the other side means) for this metric."""
+        hi, lo = SIDE_TEXT.get(self.metric, ("higher", "lower"))
+        if self.harmful_side == "lower":
+            return lo, hi
+        return hi, lo
+
+    def _split(self, items: list[tuple[int, bool, float, str, str | None]]) -> str:
+        """The groups of a finding, those on the harmful side first, then the others."""
+        v = sorted(items, key=lambda x: x[:3])
+        if self.harmful_side == "either":
+            return f"e.g. {v[0][3]}"
+        harm, other = self._harm_words()
+        bad = [x for x in v if x[4] == "harmful"]
+        rest = [x for x in v if x[4] != "harmful"]
+        parts = []
+        if bad:
+            parts.append(f"{len(bad)} on the harmful side ({harm} than their reference "
+                         f"group), e.g. {bad[0][3]}")
+        else:
+            parts.append(f"none on the harmful side ({harm} than their reference group)")
+        if rest:
+            parts.append(f"{len(rest)} on the other side ({other}: their reference group is "
+                         f"the disadvantaged one)" + ("" if bad else f", e.g. {rest[0][3]}"))
+        return "; ".join(parts)
+
     def _conclude(self, metrics: dict[str, Any], evidence: list[Evidence],
-                  found: dict[str, list[tuple[bool, float, str]]], insufficient: list[str],
+                  found: dict[str, list[tuple[int, bool, float, str, str | None]]],
+                  insufficient: list[str],
                   worst: float, k: int, method: str, control_note: str = "") -> CheckResult:
         adj = {"holm": "Holm", "bonferroni": "Bonferroni", "none": ""}[method]
         fam = "per attribute" if self.family == "attribute" else "over the check"
@@ -618,26 +682,31 @@ class Disparity(Check):
         limits = " and ".join(x for x in (
             f"difference ≤ {self.max_difference:g}" if self.max_difference is not None else "",
             f"ratio ≥ {self.min_ratio:g}" if self.min_ratio is not None else "") if x)
+        limits += ", two-sided"
         name = LABELS[self.metric]
         more = f"; {len(insufficient)} group(s) too small to judge" if insufficient else ""
         kw = {"metrics": metrics, "evidence": evidence}
+        for verdict in ("violation", "inconclusive", "not demonstrated"):
+            v = found[verdict]
+            metrics[f"{verdict.replace(' ', '_')}_harmful_side"] = sum(
+                1 for x in v if x[4] == "harmful")
         if found["violation"]:
-            v = sorted(found["violation"])
+            v = found["violation"]
             return self.result(Status.FAIL, f"{name} disparity in {len(v)} group(s) ({limits}, "
-                                            f"{rule}); e.g. {v[0][2]}", **kw)
+                                            f"{rule}): {self._split(v)}", **kw)
         if found["inconclusive"]:
-            v = sorted(found["inconclusive"])
+            v = found["inconclusive"]
             return self.result(Status.WARN,
                                f"possible {name} disparity in {len(v)} group(s), not "
-                               f"significantly beyond the tolerance ({limits}, {rule}); e.g. "
-                               f"{v[0][2]}{more}", **kw)
+                               f"significantly beyond the tolerance ({limits}, {rule}): "
+                               f"{self._split(v)}{more}", **kw)
         if found["not demonstrated"]:
-            v = sorted(found["not demonstrated"])
+            v = found["not demonstrated"]
             status = Status.FAIL if self.if_not_demonstrated == "fail" else Status.WARN
             return self.result(status,
                                f"{name} parity not demonstrated for {len(v)} group(s): the "
                                f"data cannot show that they are within the tolerance "
-                               f"({limits}, {rule}); e.g. {v[0][2]}{more}", **kw)
+                               f"({limits}, {rule}): {self._split(v)}{more}", **kw)
         if insufficient:
             shown = ", ".join(insufficient[:3]) + (f" and {len(insufficient) - 3} more"
                                                    if len(insufficient) > 3 else "")

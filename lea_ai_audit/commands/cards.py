@@ -40,7 +40,16 @@ def cmd_card(args: argparse.Namespace) -> int:
     if args.write:
         return _write_in_place(args)
     card = build_card(args.report, metadata=args.metadata, previous=args.compare,
-                      figures=args.format == "html", trust_store=args.trust_store)
+                      figures=args.format in ("html", "pdf"), trust_store=args.trust_store)
+    if args.format == "pdf":
+        from ..cards import render_html
+        from ..cards.pdf import write_pdf
+
+        base = Path(args.report)
+        target = args.out or (base if base.is_dir() else base.parent) / "card.pdf"
+        path = write_pdf(render_html(card), target, str(card.data["report"]["report_id"]))
+        print(f"model card (pdf): {path}")
+        return 0
     text = render(card, args.format)
     if args.out:
         path = atomic_write_text(args.out, text)
@@ -168,9 +177,11 @@ def add_commands(sub: Any, kit: Any) -> None:
                        description="Render a model card from report.json alone (and its "
                                    "directory: plots, sign-offs).")
     p.add_argument("report", help="report.json or the directory holding it")
-    p.add_argument("--format", choices=["html", "md", "json"], default="html",
-                   help="html (self-contained), md or json (default html)")
-    p.add_argument("--out", metavar="FILE", help="write here (default: standard output)")
+    p.add_argument("--format", choices=["html", "md", "json", "pdf"], default="html",
+                   help="html (self-contained), md, json, or pdf (A4, printed by headless "
+                        "Chromium: needs Playwright and Chromium; default html)")
+    p.add_argument("--out", metavar="FILE", help="write here (default: standard output; for "
+                                                 "pdf: card.pdf beside the report)")
     p.add_argument("--compare", metavar="OLD_REPORT",
                    help="an earlier report: add 'what changed since the previous version'")
     p.add_argument("--metadata", metavar="YAML", help="model-card metadata (overrides the "

@@ -58,7 +58,7 @@ def test_card_command_formats_and_compare(report_dir: Path, fair_report_dir: Pat
     assert rc == 0 and (tmp_path / "c.html").read_text().startswith("<!DOCTYPE html>")
     rc, _, err = _cli(capsys, "card", tmp_path / "nowhere", "--format", "md")
     assert rc == 2 and "no report at" in _one_error_line(err)
-    rc, _, err = _cli(capsys, "card", report_dir, "--format", "pdf")
+    rc, _, err = _cli(capsys, "card", report_dir, "--format", "docx")
     assert rc == 2
 
 
