@@ -230,6 +230,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ._io import atomic_write_bytes
 
     kwargs = _extension_kwargs(args)  # bad options (e.g. metadata) before anything is written
+    # the card's words for the demo's cases; --metadata overrides them key by key
+    kwargs["metadata"] = {**DEMO_METADATA, **(kwargs.get("metadata") or {})}
     out = Path(args.out)
     # the model to deploy, written atomically: its SHA-256 is in the report
     model_file = atomic_write_bytes(out / "model.skops", sio.dumps(demo.model))
@@ -243,6 +245,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cases = atomic_write_text(out / "cases.csv", demo.test.to_csv(index=False))
     return _finish(args, report, out, extra=f"\naudited cases (with the model's risk and "
                                             f"flagged columns): {cases}")
+
+
+#: the demo's model-card metadata (synthetic cases, not a real deployment)
+DEMO_METADATA = {
+    "name": "Demo risk tool (synthetic data)",
+    "description": "A gradient-boosting model that flags people at risk of reoffending, "
+                   "trained and audited on synthetic cases with an injected bias.",
+    "intended_use": "Show what an audit finds; not for any decision about a person.",
+    "persons": "people", "outcome": "reoffended", "no_outcome": "did not reoffend",
+    "flag": "flagged",
+}
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -156,7 +156,9 @@ GLOSSARY: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 _PATTERNS = [(key, pat) for key, (_, _, pats) in GLOSSARY.items() for pat in pats]
-_TERMS = re.compile("|".join(f"(?P<t{i}>{p})" for i, (_, p) in enumerate(_PATTERNS)))
+# a term inside an identifier (target-leakage, data-drift) is not the term
+_TERMS = re.compile("|".join(f"(?P<t{i}>(?<![\\w-]){p}(?![\\w-]))"
+                             for i, (_, p) in enumerate(_PATTERNS)))
 
 
 def _key(match: re.Match[str]) -> str:

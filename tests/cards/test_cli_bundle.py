@@ -69,8 +69,11 @@ def test_demo_with_metadata_writes_the_cards(tmp_path: Path, capsys) -> None:
     rc, printed, _ = _cli(capsys, "demo", "--rows", "3000", "--bias", "0", "--out", out,
                           "--metadata", meta, "-q", "--no-track")
     assert rc == 0 and "model card:" in printed
-    assert AuditReport.load(out).subject["metadata"] == {"owner": "Unit <7>",
-                                                         "intended_use": ["case triage"]}
+    from lea_ai_audit.cli import DEMO_METADATA
+
+    # the user's metadata over the demo's own words, key by key
+    assert AuditReport.load(out).subject["metadata"] == {
+        **DEMO_METADATA, "owner": "Unit <7>", "intended_use": ["case triage"]}
     assert "Unit &lt;7&gt;" in (out / "card.html").read_text()
     assert json.loads((out / "card.json").read_text())["model_details"]["owner"] == "Unit <7>"
     meta.write_text("owners: x\n")
