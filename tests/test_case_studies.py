@@ -111,6 +111,39 @@ def test_compas_matches_propublicas_published_figures(compas_run):
     assert "1.91 times as often" in stdout
 
 
+def test_compas_card_headline_names_the_over_flagged_groups_with_counts(compas_run):
+    """The officer's first screen on ProPublica's data: who is wrongly flagged more often, with
+    the counts ProPublica published (805 of 1,795 against 349 of 1,488)."""
+    out, _, data = compas_run
+    card = json.loads((out / "vendor" / "card.json").read_text())
+    fpr = next(f for f in card["harm"] if f["requirement"] == "fpr-parity")
+    assert fpr["status"] == "fail" and fpr["harmful_side"] == "higher"
+    first = fpr["harmed"][0]
+    assert first["grouping"] == "race" and first["group"] == "African-American"
+    assert first["sentence"].startswith(
+        "805 of 1,795 African-American defendants who did not reoffend within two years were "
+        "labelled medium or high risk (44.8%), against 349 of 1,488 Caucasian defendants "
+        "(23.5%): 1.9 times as often")
+    # independently of the audit: the harmed races are those with a higher hand-computed FPR
+    df = pd.read_csv(data)
+    df["flag"] = (df["score_text"] != "Low").astype(int)
+    want = _confusion(df, "race", "two_year_recid", "flag")
+    ref = want["Caucasian"]["fpr"]
+    for item in fpr["harmed"] + fpr["possibly_harmed"] + fpr["other_side"]:
+        if item["grouping"] == "race":
+            higher = want[item["group"]]["fpr"] > ref
+            assert higher == (item in fpr["harmed"] or item in fpr["possibly_harmed"]), item
+    # the intersection is compared with the Caucasian cell of the declared references, and
+    # its most over-flagged cells (young African-American defendants) are named as harmed
+    refs = {r["attribute"]: r for r in card["factors"]["reference_groups"]}
+    assert refs["race & sex & age_cat"]["group"].startswith("Caucasian & ")
+    harmed = {i["group"] for i in fpr["harmed"]}
+    assert {"African-American & Male & Less than 25",
+            "African-American & Female & Less than 25"} <= harmed
+    html = (out / "vendor" / "card.html").read_text()
+    assert html.index('id="harmed"') < html.index("805 of 1,795") < html.index('id="next"')
+
+
 def test_compas_own_model_and_comparison(compas_run):
     out, stdout, data = compas_run
     own = AuditReport.load(out / "own-model")
