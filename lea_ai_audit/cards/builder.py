@@ -247,6 +247,7 @@ def _group_tables(rep: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
                      _ci(r.get("value"), r.get("ci_low"), r.get("ci_high")),
                      str(r.get("verdict", "")), str(r.get("reason", ""))] for r in _rows(e)]
             table = {"attribute": grouping, "title": f"{metric} by {grouping}",
+                     "anchor": anchor(c.requirement_id, e.name),
                      "description": e.description,
                      "columns": ["group", "cases", metric, "verdict", "reason"], "rows": rows}
             (inter if _is_intersection(grouping, sensitive) else unitary).append(table)
@@ -665,7 +666,7 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
 
     compliance = []
     disparity = _disparity_tables(rep)
-    shown_tables = {t["anchor"] for t in disparity + unitary + inter}
+    shown_tables = {t.get("anchor") for t in disparity + unitary + inter}
     for c in rep.checks:
         ev, links = [], []
         for e in c.evidence:

@@ -8,7 +8,7 @@ from typing import Any
 _METRICS = ("selection_rate", "fpr", "fnr", "ppv")
 _LABEL = {"selection_rate": "flagged (selection rate)", "fpr": "false positive rate",
           "fnr": "false negative rate", "ppv": "precision (PPV)"}
-_MAX_GROUPS = 30
+_MAX_GROUPS = 60
 
 
 def _short(text: str, n: int = 34) -> str:
@@ -160,7 +160,9 @@ def draw_group_figures(tables: list[tuple[str, dict[str, Any], str, int]],
         top = 1 - 0.55 / fig.get_figheight()
         fig.subplots_adjust(left=left, right=0.98, top=top, bottom=0.3 / fig.get_figheight()
                             + 0.05, wspace=0.12)
-        fig.suptitle(f"Rates by {grouping}", fontsize=10)
+        omitted = (f" (the first {len(shown)} of {len(groups)} groups; every group is in the "
+                   "table)") if len(groups) > len(shown) else ""
+        fig.suptitle(f"Rates by {grouping}{omitted}", fontsize=10)
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         plt.close(fig)
@@ -170,5 +172,5 @@ def draw_group_figures(tables: list[tuple[str, dict[str, Any], str, int]],
                  f"fewer than {min_n} cases (no conclusion drawn)")
         if len(groups) > len(shown):
             desc += f"; the first {len(shown)} of {len(groups)} groups are shown"
-        out.append((f"Rates by {grouping}", desc, buf.getvalue()))
+        out.append((f"Rates by {grouping}{omitted}", desc, buf.getvalue()))
     return out

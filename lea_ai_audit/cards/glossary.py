@@ -165,13 +165,15 @@ def _key(match: re.Match[str]) -> str:
     return _PATTERNS[int(match.lastgroup[1:])][0]  # type: ignore[index]
 
 
+#: each term's own pattern (a search per term is far faster than the alternation on long text)
+_BY_KEY = {key: re.compile("|".join(f"(?<![\\w-]){p}(?![\\w-])" for p in pats))
+           for key, (_, _, pats) in GLOSSARY.items()}
+
+
 def terms_in(texts: Iterable[str]) -> list[str]:
     """The glossary keys of the terms that occur in ``texts``, in glossary order."""
-    found: set[str] = set()
-    for t in texts:
-        for m in _TERMS.finditer(str(t)):
-            found.add(_key(m))
-    return [k for k in GLOSSARY if k in found]
+    text = "\n".join(str(t) for t in texts)
+    return [k for k, pat in _BY_KEY.items() if pat.search(text)]
 
 
 def annotator() -> Any:

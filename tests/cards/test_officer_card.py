@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lea_ai_audit.cards import build_card, render_markdown, write_cards
-from lea_ai_audit.cards.glossary import GLOSSARY, _TERMS, _key
+from lea_ai_audit.cards.glossary import _TERMS, GLOSSARY, _key
 from lea_ai_audit.cli import main
 from lea_ai_audit.results import AuditReport
 
@@ -62,10 +62,10 @@ def test_harmed_groups_are_on_the_harmful_side_and_others_apart(demo_dir: Path) 
     for e in rep.result("fpr-parity").evidence:
         if e.kind == "table" and e.name.startswith("fpr:"):
             cols = e.data["columns"]
-            ref = next(dict(zip(cols, r)) for r in e.data["rows"]
-                       if dict(zip(cols, r))["verdict"] == "reference")
+            ref = next(dict(zip(cols, r, strict=True)) for r in e.data["rows"]
+                       if dict(zip(cols, r, strict=True))["verdict"] == "reference")
             for r in e.data["rows"]:
-                row = dict(zip(cols, r))
+                row = dict(zip(cols, r, strict=True))
                 table[(e.name[4:], row["group"])] = (row, ref)
     assert fpr["harmed"], "the demo's injected bias harms a group"
     for item in fpr["harmed"] + fpr["possibly_harmed"]:
@@ -121,7 +121,7 @@ def test_every_group_of_a_failing_requirement_is_in_its_chart(browser, demo_dir:
             for e in rep.result(f["requirement"]).evidence:
                 if e.kind == "table" and ":" in e.name:
                     cols = e.data["columns"]
-                    rows = [dict(zip(cols, r)) for r in e.data["rows"]]
+                    rows = [dict(zip(cols, r, strict=True)) for r in e.data["rows"]]
                     expected.append(([r["group"] for r in rows], [r["verdict"] for r in rows]))
         assert len(charts) == len(expected)
         for chart, (groups, verdicts) in zip(charts, expected, strict=True):
@@ -176,7 +176,7 @@ def test_headline_sentences_carry_counts_that_match_the_report(demo_dir: Path) -
     item = fpr["harmed"][0]
     e = next(e for e in rep.result("fpr-parity").evidence if e.name == f"fpr:{item['grouping']}")
     cols = e.data["columns"]
-    rows = {dict(zip(cols, r))["group"]: dict(zip(cols, r)) for r in e.data["rows"]}
+    rows = {r["group"]: r for r in (dict(zip(cols, x, strict=True)) for x in e.data["rows"])}
     row, ref = rows[item["group"]], rows[item["reference_group"]]
     k, m, kr, mr = row["numerator"], row["denominator"], ref["numerator"], ref["denominator"]
     want = (f"{k:,} of {m:,} ", f"who did not reoffend were flagged ({100 * k / m:.1f}%), "
@@ -276,8 +276,10 @@ def test_pdf_has_the_report_id_and_page_numbers_on_every_page(demo_dir: Path,
     n = len(pages)
     assert 3 <= n <= 40, n
     for i, p in enumerate(pages, 1):
-        text = " ".join(p.extract_text().split())
-        assert rid in text and f"page {i} of {n}" in text, (i, text[-200:])
+        raw = p.extract_text()
+        # the footer of every page: the report id and "page i of n" (spacing as extracted)
+        assert rid in "".join(raw.split()), (i, raw[-300:])
+        assert re.search(rf"page\s*{i}\s*of\s*{n}\b", raw), (i, raw[-300:])
     first = " ".join(pages[0].extract_text().split())
     assert "Demo risk tool" in first and "FAIL" in first and "Harmed:" in first
 
@@ -395,3 +397,14 @@ def test_markdown_rows_stay_in_their_table(evil_report_dir: Path) -> None:
     # the table of the hostile attribute keeps one row per group: no | broke a row apart
     cells = sum(1 for t, _ in p.tags if t == "tr")
     assert cells > 20
+
+
+def test_pdf_without_a_browser_is_a_clear_error(demo_dir: Path, tmp_path: Path, capsys,
+                                                monkeypatch) -> None:
+    monkeypatch.setenv("LEA_AUDIT_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    out = tmp_path / "card.pdf"
+    capsys.readouterr()
+    rc = main(["card", str(demo_dir), "--format", "pdf", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and " — " in err[0]
+    assert "Chromium" in err[0] and not out.exists()

@@ -56,7 +56,8 @@ def test_extension_command_and_audit_hooks(fake_extension, tmp_path, capsys):
                      "--label-for-test", "Unit <7>", "-q"])
     assert code == 0
     meta, out = fake_extension["after_audit"]
-    assert meta == {"owner": "Unit <7>"} and str(out) == str(tmp_path / "a")
+    # the extension's metadata reached the audit, over the demo's own words
+    assert meta == {**cli.DEMO_METADATA, "owner": "Unit <7>"} and str(out) == str(tmp_path / "a")
     assert "after-audit ran" in capsys.readouterr().out
 
 
