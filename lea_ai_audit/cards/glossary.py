@@ -157,8 +157,10 @@ GLOSSARY: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 _PATTERNS = [(key, pat) for key, (_, _, pats) in GLOSSARY.items() for pat in pats]
 # a term inside an identifier (target-leakage, data-drift) is not the term
-_TERMS = re.compile("|".join(f"(?P<t{i}>(?<![\\w-]){p}(?![\\w-]))"
-                             for i, (_, p) in enumerate(_PATTERNS)))
+# (one edge test for every alternative: the alternation is tried only where a word begins)
+_TERMS = re.compile("(?<![\\w-])(?=[A-Za-z])(?:"
+                    + "|".join(f"(?P<t{i}>{p})" for i, (_, p) in enumerate(_PATTERNS))
+                    + ")(?![\\w-])")
 
 
 def _key(match: re.Match[str]) -> str:
