@@ -13,8 +13,9 @@ from typing import Any
 
 def add_audit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metadata", metavar="YAML",
-                   help="model-card metadata: owner, intended_use, out_of_scope_uses, users, "
-                        "training_data, ethical_considerations, contact (see "
+                   help="model-card metadata: name, owner, intended_use, out_of_scope_uses, "
+                        "users, training_data, ethical_considerations, contact, and the words of "
+                        "the card's sentences: persons, outcome, no_outcome, flag (see "
                         "model_cards/example-metadata.yaml)")
 
 
