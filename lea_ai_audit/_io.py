@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .errors import ReportError
 
@@ -69,3 +72,62 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+#: the deepest nesting a JSON file we read may have (a report is about 8 levels deep)
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_JSON_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+class JSONLimitError(json.JSONDecodeError):
+    """A JSON text beyond what lea-audit reads: too deeply nested, or NaN/Infinity (a
+    ``json.JSONDecodeError``, so every reader's handling of bad JSON applies)."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg, "", 0)
+        self.msg = msg
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+def _no_constant(name: str) -> Any:
+    raise JSONLimitError(f"it holds {name}, which JSON does not allow")
+
+
+def json_depth(text: str) -> int:
+    """How deeply the arrays and objects of a JSON text nest (brackets inside strings do not
+    count); linear in the text, no recursion."""
+    import numpy as np
+
+    brackets = _JSON_NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if not brackets:
+        return 0
+    raw = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
+    step = np.where((raw == ord("[")) | (raw == ord("{")), 1, -1)
+    return int(np.cumsum(step).max())
+
+
+def strict_json(text: str | bytes) -> Any:
+    """``json.loads`` for files from outside: at most :data:`MAX_JSON_DEPTH` levels deep, and
+    no NaN or Infinity. Every failure is a ``ValueError`` (never a RecursionError).
+
+    Examples
+    --------
+    >>> strict_json('{"a": [1, 2]}')
+    {'a': [1, 2]}
+    >>> strict_json("[" * 100 + "]" * 100)
+    Traceback (most recent call last):
+    ...
+    lea_ai_audit._io.JSONLimitError: it is nested 100 levels deep (at most 64)
+    """
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8")
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise JSONLimitError(f"it is nested {depth} levels deep (at most {MAX_JSON_DEPTH})")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise JSONLimitError("it is nested too deeply") from None

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_text, sha256_bytes, sha256_file
+from ._io import atomic_write_text, sha256_bytes, sha256_file, strict_json
 from .errors import LeaAuditError, ReportError
 
 __all__ = ["ATTESTATION_FILE", "AUDIT_PREDICATE", "PAYLOAD_TYPE", "SIGNOFF_PREDICATE",
@@ -104,7 +104,7 @@ def open_envelope(envelope: Any, trust_store: Any, *, predicate_type: str
         return None, None, "not a DSSE envelope of an in-toto statement"
     try:
         payload = base64.b64decode(str(envelope.get("payload") or ""), validate=True)
-        statement = json.loads(payload)
+        statement = strict_json(payload)
     except (ValueError, TypeError):
         return None, None, "the envelope's payload is not base64 JSON"
     if (not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE
@@ -259,7 +259,7 @@ def load_attestation(report_dir: str | os.PathLike[str]) -> dict[str, Any] | Non
     if not p.is_file():
         return None
     try:
-        env = json.loads(p.read_text(encoding="utf-8"))
+        env = strict_json(p.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ReportError(f"{p} cannot be read ({type(exc).__name__})",
                           "re-run the audit with --sign-key") from None

@@ -123,6 +123,8 @@ def _print_summary(report: Any, quiet: bool = False) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from ._text import printable
+
     con = _console()
     if not quiet:
         table = Table(title=f"lea-ai-audit — {escape(str(report.policy.get('id')))} "
@@ -135,7 +137,8 @@ def _print_summary(report: Any, quiet: bool = False) -> None:
         for rid, _clauses, blocking, status, msg in report.summary_rows():
             st = status.lower()
             short = msg if len(msg) <= 240 else msg[:237] + "..."
-            table.add_row(escape(rid), blocking, f"[{_STYLE[st]}]{status}[/]", escape(short))
+            table.add_row(escape(printable(rid)), blocking, f"[{_STYLE[st]}]{status}[/]",
+                          escape(printable(short)))
         con.print(table)
     st = report.status.value
     con.print(f"audit [{_STYLE[st]}]{st.upper()}[/] in {report.duration_s:.2f} s")
@@ -472,7 +475,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``lea-audit``; returns the exit code."""
+    """Entry point of ``lea-audit``; returns the exit code.
+
+    Everything it prints passes through :class:`lea_ai_audit._text.PrintableStream`: control
+    characters from data (a crafted group label) cannot erase or forge a terminal or CI log
+    line."""
+    from ._text import PrintableStream
+
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = out, err
+
+
+def _error_line(text: str) -> str:
+    """One line of printable text (an error message from data may hold anything)."""
+    from ._text import printable
+
+    return printable(" ".join(str(text).split("\n")))
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -485,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeaAuditError as exc:
         if args.verbose:
             traceback.print_exc()
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {_error_line(str(exc))}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted — nothing was written\n")
@@ -497,7 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
-        sys.stderr.write(f"error: internal error {type(exc).__name__}: {first} — re-run with "
+        sys.stderr.write(f"error: internal error {type(exc).__name__}: {_error_line(first)} — "
+                         "re-run with "
                          "--verbose and report it with the traceback\n")
         return EXIT_USAGE
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_text
+from ._io import atomic_write_text, strict_json
 from .errors import InputError, LeaAuditError, ReportError
 from .results import AuditReport, Status, overall_status
 
@@ -39,7 +39,8 @@ __all__ = ["GateCheck", "GateDecision", "GateVerdict", "evaluate", "evaluate_gat
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 # characters XML 1.0 cannot hold at all, even escaped
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# control characters XML cannot hold, and those a CI log viewer would act on (ESC, C1, CR)
+_XML_INVALID = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def _x(text: str) -> str:
@@ -213,7 +214,7 @@ def _card_problems(report_dir: Path, report: AuditReport, store: Any) -> list[st
                 "beside the report (re-render it with `lea-audit card DIR --write "
                 "--trust-store T`)"]
     try:
-        disk = json.loads(files["json"].read_text(encoding="utf-8"))
+        disk = strict_json(files["json"].read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return ["card.json cannot be read"]
     if not isinstance(disk, dict) or (disk.get("report") or {}).get("sha256") != \

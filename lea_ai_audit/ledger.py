@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ._io import strict_json
 from .errors import InputError, ReportError
 
 __all__ = ["CHECKPOINT_PREDICATE", "GENESIS", "LEDGER_ENV", "LedgerCheck", "append_entry",
@@ -161,7 +162,7 @@ def append_entry(path: str | os.PathLike[str], kind: str, data: Mapping[str, Any
             last = _last_line(fh)
             if last:
                 try:
-                    prev_entry = json.loads(last)
+                    prev_entry = strict_json(last)
                     prev, seq = str(prev_entry["hash"]), int(prev_entry["seq"])
                 except (ValueError, KeyError, TypeError):
                     raise ReportError(f"the last entry of the ledger {str(target)!r} cannot be "
@@ -274,7 +275,7 @@ def read_ledger(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     out = []
     for line in _read_lines(Path(path)):
         with contextlib.suppress(ValueError):
-            e = json.loads(line)
+            e = strict_json(line)
             if isinstance(e, dict) and "hash" in e:
                 out.append(e)
     return out
@@ -314,7 +315,7 @@ def verify_ledger(path: str | os.PathLike[str], *, expect_head: str | None = Non
     hashes: list[str] = []
     for n, line in enumerate(lines, 1):
         try:
-            e = json.loads(line)
+            e = strict_json(line)
         except ValueError:
             problems.append(f"line {n}: not a ledger entry (not JSON): edited or corrupted")
             prev_hash, prev_seq = None, None  # type: ignore[assignment]
@@ -420,7 +421,7 @@ def verify_checkpoint(ledger: str | os.PathLike[str], checkpoint: str | os.PathL
 
     store = load_trust_store(trust_store)
     try:
-        env = json.loads(Path(checkpoint).read_text(encoding="utf-8"))
+        env = strict_json(Path(checkpoint).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"no checkpoint {str(checkpoint)!r}",
                          "pass the file written by `lea-audit checkpoint`") from None

@@ -28,7 +28,7 @@ from enum import Enum, StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ._io import atomic_write_bytes, atomic_write_text, sha256_bytes
+from ._io import atomic_write_bytes, atomic_write_text, sha256_bytes, strict_json
 from .errors import ReportError
 
 __all__ = ["SCHEMA_VERSION", "AuditReport", "CheckResult", "Evidence", "Status", "overall_status"]
@@ -353,7 +353,7 @@ class AuditReport:
     def from_json(cls, text: str | bytes) -> AuditReport:
         """Parse a report from JSON text."""
         try:
-            d = json.loads(text)
+            d = strict_json(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ReportError(f"the report is not valid JSON ({exc})",
                               "pass the report.json written by `lea-audit run`") from exc

@@ -56,7 +56,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_bytes, atomic_write_text, sha256_file
+from ._io import atomic_write_bytes, atomic_write_text, sha256_file, strict_json
 from .errors import InputError, LeaAuditError, ReportError
 
 __all__ = [
@@ -545,7 +545,7 @@ def card_digest(report_dir: str | os.PathLike[str]) -> str | None:
     if not p.is_file():
         return None
     try:
-        card = json.loads(p.read_text(encoding="utf-8"))
+        card = strict_json(p.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "unreadable:" + sha256_file(p)
     if not isinstance(card, Mapping):
@@ -783,7 +783,7 @@ def sign_report(report: str | os.PathLike[str], *, key: str | os.PathLike[str] |
     author_fp = None
     if att is not None:
         try:
-            author_fp = json.loads(base64.b64decode(att["payload"]))["predicate"][
+            author_fp = strict_json(base64.b64decode(att["payload"]))["predicate"][
                 "author_fingerprint"]
         except (KeyError, ValueError, TypeError):
             author_fp = None
@@ -910,7 +910,7 @@ def load_signoffs(report_dir: str | os.PathLike[str]) -> list[Signoff]:
     out = []
     for p in sorted(folder.glob("*.json")):
         try:
-            rec = json.loads(p.read_text(encoding="utf-8"))
+            rec = strict_json(p.read_text(encoding="utf-8"))
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             out.append(Signoff(p, None, f"cannot be read ({type(exc).__name__})"))
             continue
@@ -977,7 +977,7 @@ def model_file_problem(report: Any, model_path: str | os.PathLike[str]
 def _statement(record: Mapping[str, Any]) -> dict[str, Any] | None:
     env = record.get("envelope")
     try:
-        st = json.loads(base64.b64decode(str((env or {}).get("payload") or ""), validate=True))
+        st = strict_json(base64.b64decode(str((env or {}).get("payload") or ""), validate=True))
     except (ValueError, TypeError, AttributeError):
         return None
     return st if isinstance(st, dict) else None

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_text
+from ._io import atomic_write_text, strict_json
 from .errors import InputError
 
 __all__ = [
@@ -458,14 +458,14 @@ def _write_pending(base: Path, info: dict[str, Any]) -> Path:
     path = base / PENDING_FILE
     old: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = strict_json(path.read_text(encoding="utf-8"))
     return atomic_write_text(path, json.dumps({**old, **info}, indent=2, ensure_ascii=False)
                              + "\n")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = strict_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -637,7 +637,7 @@ def _attested_ledger_head(base: Path) -> str | None:
 
     env = _read_json(base / "attestation.json")
     try:
-        led = json.loads(base64.b64decode(env["payload"]))["predicate"]["ledger"]
+        led = strict_json(base64.b64decode(env["payload"]))["predicate"]["ledger"]
         return f"{int(led['seq'])}:{led['hash']}" if led else None
     except (KeyError, ValueError, TypeError):
         return None

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .._io import atomic_write_bytes, sha256_bytes
+from .._io import atomic_write_bytes, sha256_bytes, strict_json
 from ..errors import InputError, ReportError
 
 MANIFEST = "manifest.json"
@@ -163,7 +163,7 @@ def verify_bundle(path: str | os.PathLike[str], *, trust_store: Any = None) -> B
             return BundleCheck(str(p), len(names), None, None,
                                [*problems, "no manifest.json: not an lea-audit bundle"])
         try:
-            manifest = json.loads(zf.read(MANIFEST))
+            manifest = strict_json(zf.read(MANIFEST))
             listed = {str(f["path"]): f for f in manifest["files"]}
         except (ValueError, KeyError, TypeError) as exc:
             return BundleCheck(str(p), len(names), None, None,
@@ -206,7 +206,7 @@ def verify_bundle(path: str | os.PathLike[str], *, trust_store: Any = None) -> B
             problems.append(f"{rel}: does not match its digest in report.json")
     if "card.json" in contents:
         try:
-            card = json.loads(contents["card.json"])
+            card = strict_json(contents["card.json"])
             if (card.get("report") or {}).get("sha256") != rep.digest():
                 problems.append("card.json renders another report")
         except ValueError:

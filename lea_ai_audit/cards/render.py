@@ -21,6 +21,7 @@ _MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 #: text that could open an HTML tag, comment or entity
 _MD_TAG = re.compile(r"<(?=[A-Za-z/!?])")
 _MD_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
+_MD_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: what opens a block at the start of a line: a quote, heading, list item or rule
 _MD_LINE_START = re.compile(r"^(\s*)(>|#{1,6}(?=\s|$)|[+=-](?=[\s=-]|$))")
 _MD_ORDERED = re.compile(r"^(\s*\d{1,9})([.)])(?=\s|$)")
@@ -66,6 +67,7 @@ def md_escape(value: Any) -> str:
     if value is None:
         return ""
     text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    text = _MD_CONTROL.sub("\ufffd", text)  # an escape sequence from data cannot reach a terminal
     text = _MD_ENTITY.sub("&amp;", text)
     text = _MD_TAG.sub("&lt;", text)
     text = _MD_ALWAYS.sub(r"\\\1", text)

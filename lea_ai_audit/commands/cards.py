@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._io import strict_json
+
 
 def add_audit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metadata", metavar="YAML",
@@ -77,7 +79,7 @@ def _write_in_place(args: argparse.Namespace) -> int:
     old: dict[str, Any] = {}
     if (base / "card.json").is_file():
         try:
-            old = json.loads((base / "card.json").read_text(encoding="utf-8"))
+            old = strict_json((base / "card.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError("card.json beside the report cannot be read",
                              "render it anew with --metadata") from exc

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._io import strict_json
+
 _LEDGER_HELP = ("append-only ledger of assessments and sign-offs (default: $LEA_AUDIT_LEDGER, "
                 "else ledger.jsonl beside the report directory; 'off' for none)")
 
@@ -117,7 +119,7 @@ def _rerender_cards(report_dir: Path, trust_store: Any = None) -> str:
         from ..cards import FORMATS, build_card, render
 
         before = card_digest(report_dir)
-        old = json.loads((report_dir / "card.json").read_text(encoding="utf-8"))
+        old = strict_json((report_dir / "card.json").read_text(encoding="utf-8"))
         card = build_card(report_dir, report_dir=report_dir, figures=True,
                           metadata=old.get("metadata") or {}, trust_store=trust_store)
         if "changes" in old:

@@ -7,9 +7,10 @@ See lea_ai_audit.tracking. Only the standard library is imported at module level
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+from .._io import strict_json
 
 
 def add_audit_options(p: argparse.ArgumentParser) -> None:
@@ -100,7 +101,7 @@ def after_gate(args: argparse.Namespace, report: Any, opened: bool, reasons: lis
     side = (side if side.is_dir() else side.parent) / SIDECAR_FILE
     if side.is_file():
         try:
-            run_id = json.loads(side.read_text(encoding="utf-8")).get("run_id")
+            run_id = strict_json(side.read_text(encoding="utf-8")).get("run_id")
         except (OSError, ValueError):
             run_id = None
     return "registry: " + record_gate(uri, report, opened=opened, reasons=reasons,
