@@ -131,3 +131,76 @@ def strict_json(text: str | bytes) -> Any:
         return json.loads(text, parse_constant=_no_constant)
     except RecursionError:  # pragma: no cover - the depth check comes first
         raise JSONLimitError("it is nested too deeply") from None
+
+
+#: the most YAML nodes a file may expand to once its aliases are followed ("billion laughs")
+MAX_YAML_NODES = 200_000
+#: the largest YAML file read (policies, metadata, schemas, trust stores are small)
+MAX_YAML_BYTES = 20 * 1024 * 1024
+
+
+def _yaml_error() -> type[Exception]:
+    import yaml
+
+    class YAMLLimitError(yaml.YAMLError):
+        """A YAML text beyond what lea-audit reads (a ``yaml.YAMLError``)."""
+
+    return YAMLLimitError
+
+
+def safe_yaml(text: str) -> Any:
+    """``yaml.safe_load`` for files from outside, with limits: a document that would expand to
+    more than :data:`MAX_YAML_NODES` nodes through its aliases (an alias bomb), nests too
+    deeply, or is larger than :data:`MAX_YAML_BYTES` is refused at once with a
+    ``yaml.YAMLError`` (never a memory exhaustion or a RecursionError).
+
+    Examples
+    --------
+    >>> safe_yaml("a: [1, 2]")
+    {'a': [1, 2]}
+    >>> bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\\n" + "".join(
+    ...     f"{c}: &{c} [" + ", ".join([f"*{p}"] * 10) + "]\\n" for p, c in zip("abcdef", "bcdefg"))
+    >>> safe_yaml(bomb)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lea_ai_audit._io.YAMLLimitError: the YAML expands to more than 200000 values through its ...
+    """
+    import yaml
+
+    err = YAMLLimitError
+    if len(text) > MAX_YAML_BYTES:
+        raise err(f"the YAML is {len(text):,} characters long (at most {MAX_YAML_BYTES:,})")
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            seen: dict[int, int] = {}
+
+            def size(n: Any) -> int:
+                key = id(n)
+                if key in seen:
+                    return seen[key]
+                seen[key] = 1  # a cycle counts once
+                total = 1
+                if isinstance(n, yaml.SequenceNode):
+                    total += sum(size(c) for c in n.value)
+                elif isinstance(n, yaml.MappingNode):
+                    total += sum(size(k) + size(v) for k, v in n.value)
+                if total > MAX_YAML_NODES:
+                    raise err(f"the YAML expands to more than {MAX_YAML_NODES} values through "
+                              "its aliases (an alias bomb?)")
+                seen[key] = total
+                return total
+
+            size(node)
+            return loader.construct_document(node)
+        except RecursionError:
+            raise err("the YAML is nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+YAMLLimitError = _yaml_error()
+YAMLLimitError.__module__ = __name__

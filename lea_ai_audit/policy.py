@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from ._io import safe_yaml
 from ._resources import shipped_dir
 from .errors import InputError, PolicyError
 
@@ -267,7 +268,7 @@ def load_policy(policy: str | os.PathLike[str] | Mapping[str, Any] | Policy | No
         raise PolicyError(f"cannot read policy file {str(path)!r}: {exc}",
                           "pass a readable UTF-8 YAML file") from exc
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

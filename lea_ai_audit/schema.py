@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._io import safe_yaml
 from .errors import DataError, InputError
 
 if TYPE_CHECKING:
@@ -251,7 +252,7 @@ def schema_from_yaml(source: str | os.PathLike[str]) -> Any:
     else:
         text, where = str(source), "the schema YAML"
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml(text)
     except yaml.constructor.ConstructorError as exc:
         tag = getattr(exc, "problem", "") or "an unknown tag"
         raise InputError(f"{where} holds a YAML tag that would build Python objects ({tag})",

@@ -56,7 +56,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_bytes, atomic_write_text, sha256_file, strict_json
+from ._io import atomic_write_bytes, atomic_write_text, safe_yaml, sha256_file, strict_json
 from .errors import InputError, LeaAuditError, ReportError
 
 __all__ = [
@@ -251,7 +251,7 @@ def read_identity(path: str | os.PathLike[str]) -> Identity:
 
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = safe_yaml(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"no public key file {str(p)!r}",
                          "pass the .pub file written by `lea-audit keygen`") from None
@@ -471,7 +471,7 @@ def load_trust_store(path: str | os.PathLike[str] | TrustStore) -> TrustStore:
         raise InputError(f"cannot read the trust store {str(p)!r}: {type(exc).__name__}",
                          "pass a readable UTF-8 YAML file") from exc
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml(text)
     except yaml.YAMLError as exc:
         raise InputError(f"the trust store {str(p)!r} is not valid YAML",
                          "fix the YAML (plain YAML only: tags that build objects are refused)"
@@ -512,7 +512,7 @@ def add_to_trust_store(path: str | os.PathLike[str], identity: Identity | str | 
     p = Path(path)
     with _file_lock(p):
         _check_can_add(p, ident)
-        raw = (yaml.safe_load(p.read_text(encoding="utf-8")) if p.exists() else None) or {}
+        raw = (safe_yaml(p.read_text(encoding="utf-8")) if p.exists() else None) or {}
         entries = [e for e in raw.get("reviewers") or [] if e.get("id") != ident.reviewer]
         entry = ident.to_dict()
         entry["added_at"] = _iso(_now())

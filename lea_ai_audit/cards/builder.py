@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .._io import safe_yaml
 from ..errors import InputError
 from .harm import findings as harm_findings
 
@@ -102,7 +103,7 @@ def load_metadata(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> 
                              "pass a readable UTF-8 YAML file (see "
                              "model_cards/example-metadata.yaml)") from exc
         try:
-            data = yaml.safe_load(text) or {}
+            data = safe_yaml(text) or {}
         except yaml.YAMLError as exc:
             raise InputError(f"the card metadata {where!r} is not valid YAML: "
                              f"{str(exc).splitlines()[0]}",

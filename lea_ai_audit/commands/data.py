@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .._io import safe_yaml
+
 
 def add_audit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schema", metavar="YAML",
@@ -46,7 +48,7 @@ def audit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             raise InputError(f"population file {pop!r} does not exist",
                              "pass a YAML file {attribute: {group: share}} (--population)")
         try:
-            declared = yaml.safe_load(Path(pop).read_text(encoding="utf-8"))
+            declared = safe_yaml(Path(pop).read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"population file {pop!r} is not valid YAML: {first}",
