@@ -204,3 +204,57 @@ def safe_yaml(text: str) -> Any:
 
 YAMLLimitError = _yaml_error()
 YAMLLimitError.__module__ = __name__
+
+
+def _written_by_us(path: Path, kind: str) -> bool:
+    """Whether the existing file ``path`` is one lea-audit wrote (of ``kind``)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    if kind == "junit":
+        return head.lstrip().startswith(b"<?xml") and b'<testsuite name="lea-ai-audit' in head
+    if kind == "html":
+        return b'<meta name="generator" content="lea-ai-audit' in head
+    if kind == "md":
+        return head.startswith(b"# Model card: ")
+    if kind == "json":
+        return b'"generator": "lea-ai-audit' in head
+    if kind == "zip":
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return "manifest.json" in zf.namelist() and "report.json" in zf.namelist()
+        except (OSError, zipfile.BadZipFile):
+            return False
+    return False
+
+
+def check_output(path: str | os.PathLike[str], *, option: str, kind: str,
+                 inputs: Any = (), force: bool = False) -> Path:
+    """Refuse to write ``path`` over one of the command's ``inputs``, over a directory, or over
+    an existing file lea-audit did not write (of ``kind``: junit, html, md, json, zip, pdf),
+    unless ``force``. Raises :class:`~lea_ai_audit.errors.InputError`; returns the path."""
+    from .errors import InputError
+
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{option} {str(p)!r} is a directory", f"give {option} a file name")
+    for inp in inputs:
+        if inp is None:
+            continue
+        q = Path(inp)
+        same = False
+        try:
+            same = p.exists() and q.exists() and os.path.samefile(p, q)
+        except OSError:
+            same = False
+        if same or p.resolve() == q.resolve():
+            raise InputError(f"{option} {str(p)!r} is one of this command's inputs ({q})",
+                             "write it to another file; an input is never overwritten")
+    if p.exists() and not force and not _written_by_us(p, kind):
+        raise InputError(f"{option} {str(p)!r} exists and was not written by lea-audit",
+                         "choose another file name, or pass --force to overwrite it")
+    return p

@@ -216,9 +216,34 @@ def _finish(args: argparse.Namespace, report: Any, out: Path, extra: str = "") -
 
 
 # -- commands ----------------------------------------------------------------------------------
+def _input_files(args: argparse.Namespace, *names: str) -> list[str]:
+    """The files among the command's options ``names`` (what an output must not overwrite)."""
+    out = []
+    for n in names:
+        v = getattr(args, n, None)
+        for item in (v if isinstance(v, list) else [v]):
+            if isinstance(item, str) and item and "://" not in item and Path(item).is_file():
+                out.append(item)
+    return out
+
+
+def _check_audit_outputs(args: argparse.Namespace) -> None:
+    """Before an audit runs: --junit must not overwrite an input or a file not ours."""
+    from ._io import check_output
+
+    if getattr(args, "junit", None):
+        inputs = _input_files(args, "data", "reference", "policy", "metadata", "schema",
+                              "population", "model", "ledger", "sign_key")
+        inputs.append(str(Path(args.out) / "report.json"))
+        check_output(args.junit, option="--junit", kind="junit", inputs=inputs,
+                     force=getattr(args, "force", False))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._io import atomic_write_text
     from .datasets import FEATURES, make_demo
+
+    _check_audit_outputs(args)
 
     t0 = time.perf_counter()
     con = _console(stderr=True)
@@ -265,6 +290,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ._io import sha256_file
     from .errors import InputError
 
+    _check_audit_outputs(args)
+
     if not args.prediction_col and not args.score_col and not args.model:
         raise InputError("nothing to audit: no --model, --prediction-col or --score-col",
                          "name the column with the tool's decisions (0/1) and/or its scores, "
@@ -302,7 +329,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from . import gate as gate_mod
+    from ._io import check_output
 
+    if args.junit:  # an input, or a file lea-audit did not write, is never overwritten
+        rp = Path(args.report)
+        check_output(args.junit, option="--junit", kind="junit", force=args.force,
+                     inputs=[rp / "report.json" if rp.is_dir() else rp, *_input_files(
+                         args, "trust_store", "ledger", "checkpoint", "model")])
     decision = gate_mod.evaluate(
         args.report, require_signoff=getattr(args, "require_signoff", False),
         trust_store=getattr(args, "trust_store", None),
@@ -380,6 +413,12 @@ def _add_verbose(p: argparse.ArgumentParser) -> None:
                    help="show tracebacks on errors")
 
 
+def _add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an output file that lea-audit did not write (an input of "
+                        "the command is never overwritten)")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", help="policy pack id or YAML file (default: "
                                     "eu-council-2020-internal-security)")
@@ -388,6 +427,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attest", action="append", metavar="ITEM=TEXT",
                    help="a statement for a manual attestation item (repeatable)")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML")
+    _add_force(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or table")
 
 
@@ -455,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gate", help="exit 0 if an audit passed, 1 if not (for CI)")
     p.add_argument("report", help="report.json (or the directory holding it)")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test per requirement")
+    _add_force(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no table")
     _add_verbose(p)
     for fn in _hook("add_gate_options"):

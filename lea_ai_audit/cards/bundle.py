@@ -61,18 +61,41 @@ class BundleCheck:
         return not self.problems and self.signatures_checked and self.signed
 
 
+def _own_file(base: Path, rel: str) -> Path:
+    """``base / rel``, refused (ReportError) when it or a folder on its way is a symbolic
+    link, or it lies outside ``base``: a bundle packs only the audit folder's own files."""
+    from ..errors import ReportError
+
+    p = base / rel
+    q = base
+    for part in PurePosixPath(rel).parts:
+        q = q / part
+        if q.is_symlink():
+            raise ReportError(f"the audit folder holds a symbolic link, {rel!r}: a bundle packs "
+                              "only the folder's own files",
+                              "replace the link with the file itself, or remove it")
+    try:
+        p.resolve().relative_to(base.resolve())
+    except ValueError:
+        raise ReportError(f"{rel!r} lies outside the audit folder",
+                          "keep the report's files inside its folder") from None
+    return p
+
+
 def _collect(base: Path, rep: Any) -> dict[str, bytes]:
-    files: dict[str, bytes] = {"report.json": (base / "report.json").read_bytes()}
+    files: dict[str, bytes] = {"report.json": _own_file(base, "report.json").read_bytes()}
     for e in rep.files():
+        _own_file(base, str(e.data["path"]))
         files[str(e.data["path"])] = e.read(base)  # ReportError if missing or changed
     for name in ("card.html", "card.md", "card.json", "mlflow.json", "attestation.json"):
         p = base / name
-        if p.is_file():
-            files[name] = p.read_bytes()
+        if p.is_file() or p.is_symlink():
+            files[name] = _own_file(base, name).read_bytes()
     sign = base / "signoffs"
-    if sign.is_dir():
+    if sign.is_dir() or sign.is_symlink():
+        _own_file(base, "signoffs")
         for p in sorted(sign.glob("*.json")):
-            files[f"signoffs/{p.name}"] = p.read_bytes()
+            files[f"signoffs/{p.name}"] = _own_file(base, f"signoffs/{p.name}").read_bytes()
     return files
 
 

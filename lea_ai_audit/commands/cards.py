@@ -36,12 +36,27 @@ def after_audit(args: argparse.Namespace, report: Any, out: Any) -> str:
     return "model card: " + ", ".join(str(p) for p in paths.values())
 
 
+def _check_card_out(args: argparse.Namespace) -> None:
+    """--out must not overwrite an input of the card, nor a file lea-audit did not write
+    (without --out, a PDF goes to card.pdf beside the report: the card's own place)."""
+    from .._io import check_output
+
+    if not args.out:
+        return
+    base = Path(args.report)
+    report_file = base / "report.json" if base.is_dir() else base
+    inputs = [p for p in (report_file, args.metadata, args.compare, args.trust_store)
+              if p and Path(p).is_file()]
+    check_output(args.out, option="--out", kind=args.format, inputs=inputs, force=args.force)
+
+
 def cmd_card(args: argparse.Namespace) -> int:
     from .._io import atomic_write_text
     from ..cards import build_card, render
 
     if args.write:
         return _write_in_place(args)
+    _check_card_out(args)
     card = build_card(args.report, metadata=args.metadata, previous=args.compare,
                       figures=args.format in ("html", "pdf"), trust_store=args.trust_store)
     if args.format == "pdf":
@@ -101,8 +116,18 @@ def _write_in_place(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .._io import check_output
     from ..cards.bundle import export_bundle, verify_bundle
 
+    d = Path(args.directory)
+    inside = Path(args.out).resolve().is_relative_to(d.resolve()) if d.is_dir() else False
+    if inside:
+        from ..errors import InputError
+
+        raise InputError(f"--out {args.out!r} is inside the audit folder it packs",
+                         "write the bundle outside the audit folder")
+    check_output(args.out, option="--out", kind="zip", force=args.force,
+                 inputs=[p for p in (args.metadata,) if p and Path(p).is_file()])
     path = export_bundle(args.directory, args.out, metadata=args.metadata)
     check = verify_bundle(path)
     print(f"bundle: {path} ({check.files} files, report {check.report_id}, "
@@ -194,6 +219,9 @@ def add_commands(sub: Any, kit: Any) -> None:
     p.add_argument("--write", action="store_true",
                    help="re-render card.html, card.md and card.json beside the report (keeps "
                         "the card's metadata)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an --out file that lea-audit did not write (an input is "
+                        "never overwritten)")
     kit.add_verbose(p)
     p.set_defaults(func=cmd_card)
 
@@ -203,6 +231,8 @@ def add_commands(sub: Any, kit: Any) -> None:
     p.add_argument("--out", required=True, metavar="BUNDLE.zip", help="archive to write")
     p.add_argument("--metadata", metavar="YAML", help="re-render the cards with this "
                                                       "metadata")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an --out file that is not a lea-audit bundle")
     kit.add_verbose(p)
     p.set_defaults(func=cmd_export)
 
