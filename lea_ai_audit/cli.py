@@ -58,6 +58,27 @@ def _key_value(text: str, what: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def _refuse_duplicate_columns(p: Path, role: str) -> None:
+    """pandas renames a repeated column ("a", "a.1") and audits the first: refuse instead."""
+    import csv
+    import io
+
+    from .errors import DataError
+
+    with open(p, "rb") as fh:
+        first = fh.readline(1 << 20).decode("utf-8", errors="replace")
+    try:
+        header = next(csv.reader(io.StringIO(first)), [])
+    except csv.Error:
+        return  # pandas says what is wrong with it
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DataError(f"{role} file {str(p)!r} has the column {name!r} more than once",
+                            "give every column its own name")
+        seen.add(name)
+
+
 def _read_table(path: str, role: str = "data") -> Any:
     """Read a CSV or Parquet file into a DataFrame, with clear errors."""
     import pandas as pd
@@ -70,6 +91,9 @@ def _read_table(path: str, role: str = "data") -> Any:
                          f"check the path (--{role})")
     if p.is_dir():
         raise InputError(f"{role} path {path!r} is a directory", "pass a .csv or .parquet file")
+    if not p.is_file():  # /dev/zero, a FIFO, a socket: reading it could never end
+        raise InputError(f"{role} path {path!r} is not a regular file (a device, pipe or "
+                         "socket)", "pass a .csv or .parquet file")
     if p.stat().st_size == 0:
         raise DataError(f"{role} file {path!r} is empty", "export the cases again")
     suffix = p.suffix.lower()
@@ -91,6 +115,7 @@ def _read_table(path: str, role: str = "data") -> Any:
         if b"\x00" in head:
             raise DataError(f"{role} file {path!r} is binary, not CSV",
                             "pass a CSV file (or a .parquet file with that suffix)")
+        _refuse_duplicate_columns(p, role)
         try:
             df = pd.read_csv(p, low_memory=False)
         except UnicodeDecodeError as exc:
@@ -521,16 +546,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     Everything it prints passes through :class:`lea_ai_audit._text.PrintableStream`: control
     characters from data (a crafted group label) cannot erase or forge a terminal or CI log
     line."""
+    import signal
+    import threading
+
     from ._text import PrintableStream
 
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _main(argv)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = out, err
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that the command stops where it stands."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
 
 
 def _error_line(text: str) -> str:
@@ -558,6 +599,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted — nothing was written\n")
         return 130
+    except _Terminated:
+        sys.stderr.write("error: stopped by SIGTERM — every file written is complete (the old "
+                         "one or the new one); run the command again\n")
+        return 143
     except MemoryError:
         sys.stderr.write("error: out of memory — audit a sample of the rows, or use more memory\n")
         return EXIT_USAGE

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -188,7 +189,8 @@ def verify_bundle(path: str | os.PathLike[str], *, trust_store: Any = None) -> B
         try:
             manifest = strict_json(zf.read(MANIFEST))
             listed = {str(f["path"]): f for f in manifest["files"]}
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error,
+                EOFError) as exc:
             return BundleCheck(str(p), len(names), None, None,
                                [*problems, f"manifest.json is unreadable ({exc})"])
         if manifest.get("format") != BUNDLE_FORMAT:
@@ -200,7 +202,11 @@ def verify_bundle(path: str | os.PathLike[str], *, trust_store: Any = None) -> B
             problems.append(f"{name}: in the archive but not in the manifest (added later)")
         contents: dict[str, bytes] = {}
         for name in sorted(present & set(listed)):
-            raw = zf.read(name)
+            try:
+                raw = zf.read(name)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                problems.append(f"{name}: the archive member is corrupt ({exc})")
+                continue
             contents[name] = raw
             if sha256_bytes(raw) != listed[name].get("sha256"):
                 problems.append(f"{name}: its SHA-256 does not match the manifest (changed)")

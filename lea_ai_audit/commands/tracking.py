@@ -22,6 +22,11 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
 
 
 def audit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if getattr(args, "no_track", False) and getattr(args, "tracking_uri", None):
+        from ..errors import InputError
+
+        raise InputError("--no-track and --tracking-uri contradict each other",
+                         "drop --no-track to log the audit there, or drop --tracking-uri")
     return {"track": False}  # the CLI logs after the report and cards are saved (after_audit)
 
 
