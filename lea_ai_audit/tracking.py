@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_write_text, strict_json
-from .errors import InputError
+from .errors import InputError, LeaAuditError
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -723,9 +723,14 @@ def sync(directory: str | os.PathLike[str] | None = None, *, tracking_uri: str |
         side = _read_json(base / SIDECAR_FILE)
         if marker.get("signoffs_pending") and side.get("run_id") and not tracking_uri:
             uri = uri or side.get("tracking_uri")
-        results.append(log_report(base, tracking_uri=uri,
-                                  experiment=experiment or marker.get("experiment"),
-                                  parent_run_id=marker.get("parent_run_id"), nested=False))
+        try:
+            results.append(log_report(base, tracking_uri=uri,
+                                      experiment=experiment or marker.get("experiment"),
+                                      parent_run_id=marker.get("parent_run_id"),
+                                      nested=False))
+        except LeaAuditError as exc:  # one broken report does not stop the others
+            results.append(TrackingResult(False, str(base), str(uri or ""),
+                                          message=f"not uploaded: {exc}"))
     return results
 
 

@@ -180,6 +180,23 @@ def test_cli_sync(mlflow_server: str, report_dir: Path, tmp_path: Path, capsys) 
     assert "nothing to upload" in capsys.readouterr().out
 
 
+def test_sync_uploads_the_good_reports_beside_a_broken_one(mlflow_server: str, report_dir: Path,
+                                                           tmp_path: Path, capsys) -> None:
+    """#23: one broken report.json under the folder does not keep the others from MLflow."""
+    from lea_ai_audit.cli import main
+
+    good = copy_report(report_dir, tmp_path / "good")
+    assert not log_report(good, tracking_uri=_dead_uri()).logged
+    bad = copy_report(report_dir, tmp_path / "bad")
+    (bad / "report.json").write_text("[" * 100_000 + "]" * 100_000)
+    capsys.readouterr()
+    assert main(["sync", str(tmp_path), "--tracking-uri", mlflow_server]) == 1
+    out = capsys.readouterr().out
+    lines = {line.split(":", 1)[0]: line for line in out.splitlines() if line.strip()}
+    assert "logged — " in lines[str(good)] and "NOT LOGGED" in lines[str(bad)]
+    assert (good / SIDECAR_FILE).is_file()
+
+
 def test_cli_run_logs_once_after_saving(mlflow_server: str, tmp_path: Path, capsys) -> None:
     from lea_ai_audit.cli import main
 
