@@ -17,6 +17,7 @@ from typing import Any
 
 from .._io import safe_yaml
 from ..errors import InputError
+from .harm import _rows, verdict_tables
 from .harm import findings as harm_findings
 
 CARD_SCHEMA_VERSION = "1.0"
@@ -161,11 +162,6 @@ def _tables(rep: Any, prefix: str) -> list[tuple[Any, Any]]:
             if e.kind == "table" and e.name.startswith(prefix)]
 
 
-def _rows(e: Any) -> list[dict[str, Any]]:
-    cols = e.data.get("columns", [])
-    return [dict(zip(cols, r, strict=False)) for r in e.data.get("rows", [])]
-
-
 def _is_intersection(grouping: str, sensitive: Sequence[str]) -> bool:
     return grouping not in set(sensitive)
 
@@ -283,12 +279,7 @@ def _disparity_tables(rep: Any) -> list[dict[str, Any]]:
         if c.check_id != "fairness.disparity":
             continue
         conf = c.params.get("confidence", 0.95)
-        for e in c.evidence:
-            if e.kind != "table" or not isinstance(e.data, Mapping):
-                continue
-            rows = _rows(e)
-            if not rows or "verdict" not in rows[0]:
-                continue
+        for e, rows in verdict_tables(c):
             ratio = c.params.get("min_ratio") is not None
             diff = c.params.get("max_difference") is not None
             cols = ["group", "denominator", "value"]

@@ -140,8 +140,21 @@ def sentence(metric: str, w: Mapping[str, str], group: str, row: Mapping[str, An
 
 
 def _rows(e: Any) -> list[dict[str, Any]]:
+    """A table evidence's rows as dicts (column -> value)."""
     cols = e.data.get("columns", [])
     return [dict(zip(cols, r, strict=False)) for r in e.data.get("rows", [])]
+
+
+def verdict_tables(c: Any) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """(evidence, rows) of each per-group verdict table of a disparity result."""
+    out = []
+    for e in c.evidence:
+        if e.kind != "table" or not isinstance(e.data, Mapping):
+            continue
+        rows = _rows(e)
+        if rows and "verdict" in rows[0]:
+            out.append((e, rows))
+    return out
 
 
 def _side(diff: float | None, side: str) -> str | None:
@@ -184,12 +197,7 @@ def findings(rep: Any, meta: Mapping[str, Any]) -> list[dict[str, Any]]:
         harm_text, other_text = side_words(metric, side)
         groupings = []
         harmed, possibly, other, small = [], [], [], 0
-        for e in c.evidence:
-            if e.kind != "table" or not isinstance(e.data, Mapping):
-                continue
-            rows = _rows(e)
-            if not rows or "verdict" not in rows[0]:
-                continue
+        for e, rows in verdict_tables(c):
             grouping = e.name.split(":", 1)[1] if ":" in e.name else e.name
             ref = next((r for r in rows if r.get("verdict") == "reference"), None)
             if ref is None:
