@@ -769,6 +769,7 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
          "filled": changes is not None, "source": "comparison"},
     ]
 
+    harm = harm_findings(rep, meta)  # once: the summary and the first screen both read it
     threshold = subject.get("threshold")
     measures = sorted({str(c.params.get("metric")) for c in rep.checks
                        if c.check_id == "fairness.disparity" and c.params.get("metric")})
@@ -784,7 +785,7 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
                                                                 "source", "sha256")},
                               "shipped": _is_shipped_pack(rep.policy)}},
         "summary": _plain_summary(rep, oversight, small,
-                                  {f["requirement"] for f in harm_findings(rep, meta)}),
+                                  {f["requirement"] for f in harm}),
         "model_details": {
             "name": meta.get("name") or UNNAMED,
             "named": bool(meta.get("name")),
@@ -835,7 +836,7 @@ def build_card(report: Any, *, report_dir: str | os.PathLike[str] | None = None,
         "evidence_files": evidence_files,
         "metadata": {k: meta[k] for k in sorted(meta)},
     }
-    card["harm"] = harm_findings(rep, meta)
+    card["harm"] = harm
     card["next_steps"] = _next_steps(rep, oversight)
     card["signoff_binds"] = _binds(rep, oversight)
     card["caveats_and_recommendations"] = _merge(card["caveats_and_recommendations"])
