@@ -58,31 +58,48 @@ def _key_value(text: str, what: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _refuse_duplicate_columns(p: Path, role: str) -> None:
+def _refuse_duplicate_columns(header: list[str], path: str, role: str) -> None:
     """pandas renames a repeated column ("a", "a.1") and audits the first: refuse instead."""
-    import csv
-    import io
-
     from .errors import DataError
 
-    with open(p, "rb") as fh:
-        first = fh.readline(1 << 20).decode("utf-8", errors="replace")
-    try:
-        header = next(csv.reader(io.StringIO(first)), [])
-    except csv.Error:
-        return  # pandas says what is wrong with it
     seen: set[str] = set()
     for name in header:
         if name in seen:
-            raise DataError(f"{role} file {str(p)!r} has the column {name!r} more than once",
+            raise DataError(f"{role} file {path!r} has the column {name!r} more than once",
                             "give every column its own name")
         seen.add(name)
 
 
+def _csv_header(p: Path, path: str, role: str, max_bytes: int | None) -> None:
+    """Look at the first bytes (decompressed) before pandas reads the file: binary content,
+    too many columns, a repeated column name."""
+    import csv
+    import io
+
+    from ._limits import check_columns, open_text_source
+    from .errors import DataError
+
+    stream, _ = open_text_source(p, f"{role} file {path!r}", max_bytes)
+    with stream:
+        head = stream.read(8192)
+        first = head.split(b"\n", 1)[0] if b"\n" in head else head + stream.readline(1 << 20)
+    if b"\x00" in head:
+        raise DataError(f"{role} file {path!r} is binary, not CSV",
+                        "pass a CSV file (or a .parquet file with that suffix)")
+    try:
+        header = next(csv.reader(io.StringIO(first.decode("utf-8", errors="replace"))), [])
+    except csv.Error:
+        return  # pandas says what is wrong with it
+    check_columns(len(header), f"{role} file {path!r}")
+    _refuse_duplicate_columns(header, path, role)
+
+
 def _read_table(path: str, role: str = "data") -> Any:
-    """Read a CSV or Parquet file into a DataFrame, with clear errors."""
+    """Read a CSV (plain or compressed) or Parquet file into a DataFrame, with clear errors and
+    the limits of :mod:`lea_ai_audit._limits` (decompressed bytes, rows, columns)."""
     import pandas as pd
 
+    from ._limits import check_parquet, limits, open_text_source
     from .errors import DataError, InputError
 
     p = Path(path)
@@ -96,6 +113,7 @@ def _read_table(path: str, role: str = "data") -> Any:
                          "socket)", "pass a .csv or .parquet file")
     if p.stat().st_size == 0:
         raise DataError(f"{role} file {path!r} is empty", "export the cases again")
+    lim = limits()
     suffix = p.suffix.lower()
     if suffix in (".parquet", ".pq"):
         try:
@@ -103,6 +121,7 @@ def _read_table(path: str, role: str = "data") -> Any:
         except ImportError:
             raise InputError("reading Parquet needs pyarrow",
                              "pip install 'lea-ai-audit[parquet]', or pass a CSV file") from None
+        check_parquet(p, f"{role} file {path!r}")
         try:
             df = pd.read_parquet(p)
         except Exception as exc:
@@ -110,14 +129,12 @@ def _read_table(path: str, role: str = "data") -> Any:
                             f"({type(exc).__name__})", "export it again as Parquet or CSV"
                             ) from exc
     else:
-        with open(p, "rb") as fh:
-            head = fh.read(8192)
-        if b"\x00" in head:
-            raise DataError(f"{role} file {path!r} is binary, not CSV",
-                            "pass a CSV file (or a .parquet file with that suffix)")
-        _refuse_duplicate_columns(p, role)
+        _csv_header(p, path, role, lim.max_bytes)
+        stream, _ = open_text_source(p, f"{role} file {path!r}", lim.max_bytes)
+        nrows = lim.max_rows + 1 if lim.max_rows is not None else None
         try:
-            df = pd.read_csv(p, low_memory=False)
+            with stream:
+                df = pd.read_csv(stream, low_memory=False, nrows=nrows, encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(f"{role} file {path!r} is not UTF-8 text ({exc.reason})",
                             "save it as UTF-8 CSV") from exc
@@ -125,6 +142,9 @@ def _read_table(path: str, role: str = "data") -> Any:
             raise DataError(f"{role} file {path!r} cannot be read as CSV: "
                             f"{str(exc).strip().splitlines()[0]}",
                             "check the delimiter (a comma) and the quoting") from exc
+        if lim.max_rows is not None and df.shape[0] > lim.max_rows:
+            raise DataError(f"{role} file {path!r} has more than {lim.max_rows:,} rows",
+                            "audit a sample of the rows, or raise LEA_AUDIT_MAX_ROWS")
     if df.shape[0] == 0:
         raise DataError(f"{role} file {path!r} has a header but no rows",
                         "export the cases, not only the column names")
@@ -170,22 +190,51 @@ def _print_summary(report: Any, quiet: bool = False) -> None:
 
 
 def _progress_runner(enabled: bool) -> tuple[Any, Any]:
-    """A rich progress display on stderr (a no-op when disabled or not a terminal)."""
+    """A rich progress display on stderr; in a log (not a terminal) only the model's progress
+    on long work, one line every ``_budget.PROGRESS_EVERY`` seconds."""
     if not enabled:
         return None, None
     if not _console(stderr=True).is_terminal:
-        return None, None  # logs and CI: no progress lines, stderr stays for errors
+        return None, _log_progress()
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     prog = Progress(TextColumn("[bold]auditing[/] {task.description}"), BarColumn(),
                     TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                     console=_console(stderr=True), transient=True)
     task = prog.add_task("", total=None)
+    state = {"req": ""}
 
     def update(i: int, total: int, req_id: str, result: Any) -> None:
-        prog.update(task, total=total, completed=i, description=req_id)
+        from rich.markup import escape
 
+        state["req"] = escape(req_id)
+        prog.update(task, total=total, completed=i, description=state["req"])
+
+    def note(text: str) -> None:  # the model's calls on long work (lea_ai_audit._budget)
+        prog.update(task, description=f"{state['req']} — {text}")
+
+    update.note = note  # type: ignore[attr-defined]
     return prog, update
+
+
+def _log_progress() -> Any:
+    """Progress for a log: no per-check lines, a line on long model work now and then."""
+    from ._budget import PROGRESS_EVERY
+
+    last = [time.monotonic()]
+
+    def update(i: int, total: int, req_id: str, result: Any) -> None:
+        return None
+
+    def note(text: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY:
+            last[0] = now
+            sys.stderr.write(f"lea-audit: still auditing — {text}\n")
+            sys.stderr.flush()
+
+    update.note = note  # type: ignore[attr-defined]
+    return update
 
 
 def _extensions() -> list[Any]:
@@ -215,7 +264,7 @@ def _run_audit(args: argparse.Namespace, data: Any, **kwargs: Any) -> Any:
 
     prog, update = _progress_runner(not args.quiet)
     if prog is None:
-        return audit(data, progress=None, **kwargs)
+        return audit(data, progress=update, **kwargs)
     with prog:
         return audit(data, progress=update, **kwargs)
 

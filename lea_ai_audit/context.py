@@ -385,6 +385,9 @@ class AuditContext:
                                "load it with pandas.read_csv / read_parquet first")
         if data.shape[0] == 0:
             raise E.DataError("the data has no rows", "pass the cases to audit")
+        from ._limits import check_columns
+
+        check_columns(data.shape[1], "the data")
         if data.columns.duplicated().any():
             dup = str(data.columns[data.columns.duplicated()][0])
             raise E.DataError(f"the data has two columns named {dup!r}",

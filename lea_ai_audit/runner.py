@@ -26,6 +26,8 @@ from importlib import metadata
 from pathlib import PurePosixPath
 from typing import Any
 
+from ._budget import ModelBudgetError
+from ._budget import current as current_meter
 from .context import AuditContext
 from .errors import InputError
 from .policy import Policy, load_policy
@@ -103,6 +105,13 @@ def _apply_requirement(res: CheckResult, req: Any, duration: float, report_id: s
                    duration_s=duration)
 
 
+def _log_note(text: str) -> None:
+    """Progress of a long audit, for a caller without a progress display (logging, INFO)."""
+    import logging
+
+    logging.getLogger("lea_ai_audit").info(text)
+
+
 def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None = None,
                report_id: str = "") -> list[CheckResult]:
     """Run every requirement of ``policy`` over ``ctx``. Exceptions become ERROR results.
@@ -129,6 +138,8 @@ def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None
             t0 = time.perf_counter()
             try:
                 res = check.run(ctx)
+            except ModelBudgetError:
+                raise  # the model overran its budget: the audit ends (exit 2), nothing written
             except Exception as exc:  # a check's own failure: reported, never fatal
                 tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
                 res = CheckResult(
@@ -139,6 +150,9 @@ def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None
             res = _apply_requirement(res, req, time.perf_counter() - t0 + started[i],
                                      report_id)
             results.append(res)
+            meter = current_meter()
+            if meter is not None and meter.error is not None:
+                raise meter.error  # caught by the check's own code: the audit still ends
             if i == last_group_metrics:  # the model card's figures, drawn by the worker now
                 from .cards.figures import prefetch
 
@@ -225,11 +239,17 @@ class Audit:
 
     def _run(self, data: Any, *, reference: Any = None,
              progress: ProgressFn | None = None) -> AuditReport:
+        from ._budget import metered
+
         t0 = time.perf_counter()
-        ctx = self.context(data, reference=reference)
-        assert isinstance(self.policy, Policy)
-        report_id = uuid.uuid4().hex
-        results = run_policy(ctx, self.policy, progress=progress, report_id=report_id)
+        note = getattr(progress, "note", None)
+        with metered(self.model, progress=note if callable(note) else _log_note) as meter:
+            ctx = self.context(data, reference=reference)
+            assert isinstance(self.policy, Policy)
+            report_id = uuid.uuid4().hex
+            results = run_policy(ctx, self.policy, progress=progress, report_id=report_id)
+            if meter.error is not None:  # a check caught it: the audit still ends here
+                raise meter.error
         data_info: dict[str, Any] = {
             "n_rows": ctx.n, "n_columns": int(ctx.data.shape[1]),
             "columns": [str(c) for c in ctx.data.columns], "sha256": ctx.data_digest,
