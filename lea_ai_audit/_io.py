@@ -258,3 +258,165 @@ def check_output(path: str | os.PathLike[str], *, option: str, kind: str,
         raise InputError(f"{option} {str(p)!r} exists and was not written by lea-audit",
                          "choose another file name, or pass --force to overwrite it")
     return p
+
+
+# -- an output folder switched whole -----------------------------------------------------------
+_STAGE = ".{name}.new-"
+_OLD = ".{name}.old-"
+_STALE_AFTER_S = 3600.0
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Give ``dst`` the entries of ``src``: hard links of its files (a copy where a link is
+    impossible), its folders made anew, its symlinks as symlinks (never followed)."""
+    import shutil
+
+    for root, dirs, files in os.walk(src, followlinks=False):
+        rel = Path(root).relative_to(src)
+        for d in list(dirs):
+            s, t = Path(root) / d, dst / rel / d
+            if s.is_symlink():
+                os.symlink(os.readlink(s), t)
+                dirs.remove(d)
+            else:
+                t.mkdir()
+        for f in files:
+            s, t = Path(root) / f, dst / rel / f
+            if s.is_symlink():
+                os.symlink(os.readlink(s), t)
+            elif s.is_file():
+                try:
+                    os.link(s, t)
+                except OSError:
+                    shutil.copy2(s, t)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (Linux renameat2 RENAME_EXCHANGE); False where the
+    system cannot."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    import errno
+
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # an old kernel or a file system without the call: two renames instead
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _recover(target: Path) -> None:
+    """After a crash between the two renames of the fallback switch, put the old folder back;
+    remove folders left by audits that stopped long ago."""
+    import shutil
+    import time
+
+    parent, name = target.parent, target.name
+    if not parent.is_dir():
+        return
+    olds = sorted(parent.glob(_OLD.format(name=name) + "*"), key=lambda p: p.stat().st_mtime)
+    if olds and not target.exists():
+        os.rename(olds.pop(), target)
+    now = time.time()
+    for p in [*olds, *parent.glob(_STAGE.format(name=name) + "*")]:
+        try:
+            if now - p.stat().st_mtime > _STALE_AFTER_S:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _in_place(target: Path) -> bool:
+    """Whether ``target`` must be written in place: it is (or holds) the working directory,
+    or a mount point, where a switch would pull the folder from under the user."""
+    try:
+        here, t = Path.cwd().resolve(), target.resolve()
+    except OSError:
+        return True
+    return t == here or t in here.parents or (target.is_dir() and os.path.ismount(target))
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | os.PathLike[str]) -> Any:
+    """Write an output folder whole: yield a new folder beside ``out`` that starts with
+    ``out``'s entries (hard links: nothing is copied or lost, sign-offs stay), and once the
+    block ends, switch it into place in one step. After any fault the folder holds the
+    previous complete audit or the new complete one, never a mix; an interrupted audit leaves
+    it as it was. (The working directory, or a folder holding it, is written in place, file
+    by file, each atomically.)
+    """
+    import shutil
+
+    target = Path(out)
+    try:
+        if target.exists() and not target.is_dir():
+            raise ReportError(f"--out {str(target)!r} is a file, not a folder",
+                              "give --out the name of a folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _recover(target)
+        stage = None
+        if _in_place(target):
+            target.mkdir(exist_ok=True)
+        else:
+            stage = Path(tempfile.mkdtemp(prefix=_STAGE.format(name=target.name),
+                                          dir=target.parent))
+    except OSError as exc:
+        raise ReportError(f"cannot write {str(target)!r}: {exc.strerror or exc}",
+                          "choose a writable output directory (--out) with free space") from exc
+    if stage is None:
+        yield target
+        return
+    try:
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(stage, (target.stat().st_mode & 0o7777) if target.is_dir()
+                     else 0o777 & ~umask)
+            if target.is_dir():
+                _link_tree(target, stage)
+        except OSError as exc:
+            raise ReportError(f"cannot prepare the new {str(target)!r}: "
+                              f"{exc.strerror or exc}",
+                              "choose a writable output directory (--out) with free space; "
+                              "the previous audit is intact") from exc
+        yield stage
+        try:
+            _switch(stage, target)
+        except OSError as exc:
+            raise ReportError(f"cannot put the new audit in place at {str(target)!r}: "
+                              f"{exc.strerror or exc}",
+                              "check the folder's permissions; the previous audit is intact"
+                              ) from exc
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)  # the old folder after a switch, else the new
+
+
+def _switch(stage: Path, target: Path) -> None:
+    import shutil
+
+    if not target.exists():
+        os.rename(stage, target)
+        return
+    if _exchange(stage, target):
+        return
+    old = Path(tempfile.mkdtemp(prefix=_OLD.format(name=target.name), dir=target.parent))
+    os.rmdir(old)
+    os.rename(target, old)
+    try:
+        os.rename(stage, target)
+    except OSError:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -273,13 +273,33 @@ def _attestations(items: Sequence[str] | None) -> dict[str, str]:
     return dict(_key_value(t, "attestation") for t in items or [])
 
 
-def _finish(args: argparse.Namespace, report: Any, out: Path, extra: str = "") -> int:
+def _write_folder(args: argparse.Namespace, report: Any, folder: Path, out: Path
+                  ) -> list[str]:
+    """The report and the files beside it (``write_outputs`` hooks: the cards), written into
+    ``folder``, the new output folder that becomes ``out``; the lines to print."""
+    lines = []
+    report.save(folder)
+    for fn in _hook("write_outputs"):
+        if text := fn(args, report, folder):
+            lines.append(text.replace(str(folder), str(out)) if folder != out else text)
+    return lines
+
+
+def _finish(args: argparse.Namespace, report: Any, out: Path, extra: str = "",
+            lines: list[str] | None = None) -> int:
+    """Save the audit in ``out`` (switched whole), then the ``after_audit`` hooks (ledger,
+    attestation, MLflow), the summary and the exit code. ``lines``: the folder is written and
+    in place already (the demo writes its cases and model into the same new folder)."""
+    from ._io import staged_folder
     from .gate import evaluate_gate, write_junit
 
     if getattr(args, "junit", None):
         write_junit(report, args.junit)  # first: if it cannot be written, the old report stays
-    path = report.save(out)
-    lines = [text for fn in _hook("after_audit") if (text := fn(args, report, out))]
+    if lines is None:
+        with staged_folder(out) as folder:  # the whole folder switched at once: old or new
+            lines = _write_folder(args, report, folder, out)
+    path = out / "report.json"
+    lines = lines + [text for fn in _hook("after_audit") if (text := fn(args, report, out))]
     _print_summary(report, quiet=args.quiet)
     con = _console()
     con.print(f"report: {path}{extra}")
@@ -314,7 +334,7 @@ def _check_audit_outputs(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ._io import atomic_write_text
+    from ._io import atomic_write_text, staged_folder
     from .datasets import FEATURES, make_demo
 
     _check_audit_outputs(args)
@@ -335,18 +355,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # the card's words for the demo's cases; --metadata overrides them key by key
     kwargs["metadata"] = {**DEMO_METADATA, **(kwargs.get("metadata") or {})}
     out = Path(args.out)
-    # the model to deploy, written atomically: its SHA-256 is in the report
-    model_file = atomic_write_bytes(out / "model.skops", sio.dumps(demo.model))
-    report = _run_audit(args, demo.test, target="reoffended",
-                        sensitive=["ethnicity", "sex", "age_band"], model=demo.model,
-                        model_file=str(model_file),
-                        features=FEATURES, reference=demo.train,
-                        reference_groups={"ethnicity": "majority"}, policy=args.policy,
-                        author=args.author, seed=args.seed,
-                        attestations=_attestations(args.attest), **kwargs)
-    cases = atomic_write_text(out / "cases.csv", demo.test.to_csv(index=False))
-    return _finish(args, report, out, extra=f"\naudited cases (with the model's risk and "
-                                            f"flagged columns): {cases}")
+    with staged_folder(out) as folder:  # the model, cases, report and cards switched at once
+        # the model to deploy: its SHA-256 is in the report
+        model_file = atomic_write_bytes(folder / "model.skops", sio.dumps(demo.model))
+        report = _run_audit(args, demo.test, target="reoffended",
+                            sensitive=["ethnicity", "sex", "age_band"], model=demo.model,
+                            model_file=str(model_file),
+                            features=FEATURES, reference=demo.train,
+                            reference_groups={"ethnicity": "majority"}, policy=args.policy,
+                            author=args.author, seed=args.seed,
+                            attestations=_attestations(args.attest), **kwargs)
+        if folder != out:  # the report names the model where it will be
+            report.subject["model"]["file"] = str(out / "model.skops")
+        atomic_write_text(folder / "cases.csv", demo.test.to_csv(index=False))
+        lines = _write_folder(args, report, folder, out)
+    return _finish(args, report, out, lines=lines,
+                   extra=f"\naudited cases (with the model's risk and flagged columns): "
+                         f"{out / 'cases.csv'}")
 
 
 #: the demo's model-card metadata (synthetic cases, not a real deployment)
@@ -615,6 +640,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout, sys.stderr = out, err
 
 
+_STOPPED = ("nothing is half-written (an output folder holds its previous audit, whole); run "
+            "the command again")
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so that the command stops where it stands."""
 
@@ -646,11 +675,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {_error_line(str(exc))}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted — nothing was written\n")
+        sys.stderr.write(f"error: interrupted (SIGINT) — {_STOPPED}\n")
         return 130
     except _Terminated:
-        sys.stderr.write("error: stopped by SIGTERM — every file written is complete (the old "
-                         "one or the new one); run the command again\n")
+        sys.stderr.write(f"error: stopped by SIGTERM — {_STOPPED}\n")
         return 143
     except MemoryError:
         sys.stderr.write("error: out of memory — audit a sample of the rows, or use more memory\n")

@@ -228,10 +228,12 @@ class Audit:
         """
         report = self._run(data, reference=reference, progress=progress)
         if out is not None:
+            from ._io import staged_folder
             from .cards import write_cards
 
-            report.save(out)
-            write_cards(report, out, report_dir=out, formats=tuple(card_formats))
+            with staged_folder(out) as folder:  # switched whole: the old audit or the new one
+                report.save(folder)
+                write_cards(report, folder, report_dir=folder, formats=tuple(card_formats))
         from .tracking import track_report
 
         track_report(report, out=out, track=self.track)

@@ -7,8 +7,13 @@
     takes the parsed ``args`` and returns the exit code.
 ``add_audit_options(parser)`` / ``audit_kwargs(args) -> dict``
     options of ``run`` and ``demo``, and the keyword arguments they add to ``audit(...)``.
+``write_outputs(args, report, folder) -> str``
+    write files beside the report (e.g. the model card) into ``folder``: the new output folder,
+    switched into place with the report once every such hook has run (so a fault leaves the
+    previous audit whole); returns lines to print.
 ``after_audit(args, report, out) -> str``
-    after the report is saved in ``out`` (e.g. render the model card); returns lines to print.
+    after the new folder is in place at ``out`` (e.g. append to the ledger, log to MLflow);
+    returns lines to print.
 ``add_gate_options(parser)`` / ``gate_reasons(args, report) -> list[str]``
     options of ``gate`` and reasons to keep it closed (e.g. a missing sign-off).
 ``after_gate(args, report, opened, reasons) -> str``

@@ -29,10 +29,10 @@ def audit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"metadata": load_metadata(args.metadata)}
 
 
-def after_audit(args: argparse.Namespace, report: Any, out: Any) -> str:
+def write_outputs(args: argparse.Namespace, report: Any, folder: Any) -> str:
     from ..cards import write_cards
 
-    paths = write_cards(report, out, report_dir=out)
+    paths = write_cards(report, folder, report_dir=folder)
     return "model card: " + ", ".join(str(p) for p in paths.values())
 
 
