@@ -514,7 +514,11 @@ class AuditContext:
                         f"prediction column {prediction!r} holds {shown}, not decisions in the "
                         f"target's labels (positive: {ctx.positive_label!r})",
                         "pass the column with the tool's 0/1 decision")
-                pl = ctx.positive_label if textual else None
+                # decisions in the target's own labels read its positive label (2 of 1/2,
+                # 0 with positive_label=0); other numbers are the 0/1 code (1 = flagged)
+                labels = set(pd.unique(data[target]).tolist())
+                in_labels = set(pd.unique(col).tolist()) <= labels
+                pl = ctx.positive_label if textual or in_labels else None
                 ctx.y_pred, _ = _binary(col, "prediction", prediction, pl)
                 ctx.prediction_source = "prediction"
                 ctx.decision_rule = f"the decisions in prediction column {prediction!r}"

@@ -417,3 +417,22 @@ def test_cli_explicit_threshold_on_0_100_scores_runs(cli_files: Path, cases: pd.
     rep = json.loads((cli_files / "ok" / "report.json").read_text(encoding="utf-8"))
     assert rep["subject"]["decision_rule"] == "flagged when score column 's' >= 50"
     assert rep["data"]["predicted_positive"] == int((cases.s >= 50).sum())
+
+
+@pytest.mark.parametrize(("y_labels", "positive", "flag"), [
+    ((1, 2), 2, 2), ((1, 2), 1, 1), ((0, 1), 0, 0), (("low", "high"), "high", "high")])
+def test_positive_label_applies_to_the_decision_column(y_labels, positive, flag) -> None:
+    """Decisions in the target's own labels are read with its positive label (hand count)."""
+    rng = np.random.default_rng(3)
+    n = 500
+    lab = np.array(y_labels, dtype=object)
+    y = lab[rng.integers(0, 2, n)]
+    p = np.where(rng.random(n) < 0.8, y, np.where(y == lab[0], lab[1], lab[0]))
+    df = pd.DataFrame({"y": list(y), "p": list(p), "g": rng.choice(["a", "b"], n)})
+    r = audit(df, target="y", sensitive="g", prediction="p", positive_label=positive,
+              checks=["fairness.group_metrics"], track=False)
+    assert r.data["positives"] == int((df["y"] == positive).sum())
+    assert r.data["predicted_positive"] == int((df["p"] == flag).sum())
+    tp = int(((df["y"] == positive) & (df["p"] == flag)).sum())
+    rows = [row for row in r.table("group_metrics:g") if row["metric"] == "tpr"]
+    assert len(rows) == 2 and sum(row["numerator"] for row in rows) == tp
