@@ -362,7 +362,7 @@ def staged_folder(out: str | os.PathLike[str]) -> Any:
     target = Path(out)
     try:
         if target.exists() and not target.is_dir():
-            raise ReportError(f"--out {str(target)!r} is a file, not a folder",
+            raise ReportError(f"cannot write {str(target)!r}: it is a file, not a folder",
                               "give --out the name of a folder")
         target.parent.mkdir(parents=True, exist_ok=True)
         _recover(target)

@@ -158,8 +158,9 @@ def open_text_source(path: Path, where: str, limit: int | None) -> tuple[IO[byte
             try:
                 zf = zipfile.ZipFile(raw)
             except zipfile.BadZipFile as exc:
-                raise DataError(f"{where} is not a readable zip file ({exc})",
-                                "export it again") from None
+                raise DataError(f"{where} is binary, not CSV: it starts as a zip file but is "
+                                f"not one ({exc})", "pass a CSV file (plain, or zipped alone)"
+                                ) from None
             names = [i for i in zf.infolist() if not i.is_dir()]
             if len(names) != 1:
                 raise DataError(f"{where} is a zip holding {len(names)} files",
