@@ -195,7 +195,11 @@ def safe_yaml(text: str) -> Any:
                 return total
 
             size(node)
-            return loader.construct_document(node)
+            try:
+                return loader.construct_document(node)
+            except (ValueError, OverflowError) as exc:  # a date 2024-13-45, a huge integer
+                raise err(f"the YAML holds a value that cannot be read ({exc}); put it in "
+                          "quotes if it is text") from None
         except RecursionError:
             raise err("the YAML is nested too deeply") from None
     finally:

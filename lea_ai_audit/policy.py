@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,39 +34,18 @@ __all__ = ["DEFAULT_POLICY", "SIGNOFF_DEFAULTS", "Policy", "Requirement", "list_
            "load_policy"]
 
 DEFAULT_POLICY = "eu-council-2020-internal-security"
-_SETTINGS = ("min_group_size", "confidence", "decision_rule", "intersections")
-_REQ_KEYS = {"id", "title", "clauses", "quote", "check", "params", "blocking", "description"}
 #: the sign-off rule of a pack (``signoff:``) and its defaults: the four-eyes principle
 SIGNOFF_DEFAULTS: dict[str, Any] = {"min_approvals": 2, "required_roles": [],
                                     "author_may_approve": False, "max_age_days": None}
 
 
 def _parse_signoff(data: Any, pid: str) -> dict[str, Any]:
+    """The sign-off rule with its defaults (its shape is checked by the pack's schema)."""
     if data is None:
         return dict(SIGNOFF_DEFAULTS)
-    if not isinstance(data, Mapping) or set(data) - set(SIGNOFF_DEFAULTS):
-        raise PolicyError(f"policy {pid!r}: signoff may only set "
-                          f"{', '.join(SIGNOFF_DEFAULTS)}", "remove the other keys")
     rule = {**SIGNOFF_DEFAULTS, **data}
-    n = rule["min_approvals"]
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise PolicyError(f"policy {pid!r}: signoff.min_approvals must be a whole number >= 1, "
-                          f"got {n!r}", "write e.g. min_approvals: 2")
     roles = rule["required_roles"]
-    if isinstance(roles, str):
-        roles = [roles]
-    if not isinstance(roles, Sequence) or not all(isinstance(r, str) and r for r in roles):
-        raise PolicyError(f"policy {pid!r}: signoff.required_roles must be a list of role names",
-                          "write e.g. required_roles: [data-protection-officer]")
-    rule["required_roles"] = list(roles)
-    if not isinstance(rule["author_may_approve"], bool):
-        raise PolicyError(f"policy {pid!r}: signoff.author_may_approve must be true or false",
-                          "write author_may_approve: false")
-    age = rule["max_age_days"]
-    if age is not None and (isinstance(age, bool) or not isinstance(age, (int, float))
-                            or age <= 0):
-        raise PolicyError(f"policy {pid!r}: signoff.max_age_days must be a positive number",
-                          "write e.g. max_age_days: 365, or leave it out")
+    rule["required_roles"] = [roles] if isinstance(roles, str) else list(roles)
     return rule
 
 
@@ -165,38 +144,25 @@ def list_policies() -> list[Policy]:
 
 
 def _parse(data: Any, where: str) -> Policy:
+    """A validated :class:`Policy` from a pack's content.
+
+    The shape of the pack — each key's type and range, the required keys, the keys a
+    requirement, ``settings:`` and ``signoff:`` may have, and the type and bounds of every
+    check's parameters — is declared in :func:`lea_ai_audit._schemas.policy_schema` and
+    checked first; what a schema cannot say (a check id that exists, requirement ids that
+    repeat, the checks' own ``validate()``) is checked here after it.
+    """
+    from ._schemas import validate
     from .checks import get_check, make_check
 
-    if not isinstance(data, Mapping):
-        raise PolicyError(f"policy {where}: the top level must be a mapping",
-                          "start the file with id:, version:, title:, requirements:")
-    for key in ("id", "version", "title", "requirements"):
-        if key not in data:
-            raise PolicyError(f"policy {where}: missing {key!r}", f"add a top-level {key}: entry")
+    named = isinstance(data, Mapping) and isinstance(data.get("id"), str) and data["id"]
+    validate("policy", data, f"policy {data['id']!r}" if named else f"policy {where}")
     pid = str(data["id"])
     settings = data.get("settings") or {}
-    if not isinstance(settings, Mapping) or set(settings) - set(_SETTINGS):
-        raise PolicyError(f"policy {pid!r}: settings may only set {', '.join(_SETTINGS)}",
-                          "remove the other keys")
-    reqs_in = data["requirements"]
-    if not isinstance(reqs_in, Sequence) or isinstance(reqs_in, str) or not reqs_in:
-        raise PolicyError(f"policy {pid!r}: requirements must be a non-empty list",
-                          "list the requirements under requirements:")
     seen: set[str] = set()
     reqs = []
-    for n, r in enumerate(reqs_in, 1):
-        if not isinstance(r, Mapping):
-            raise PolicyError(f"policy {pid!r}: requirement #{n} is not a mapping",
-                              "give each requirement id:, clauses:, check:, blocking:")
-        rid = str(r.get("id") or f"#{n}")
-        for key in ("id", "clauses", "check"):
-            if not r.get(key):
-                raise PolicyError(f"policy {pid!r}: requirement {rid!r} has no {key!r}",
-                                  f"add {key}: to it")
-        extra = set(r) - _REQ_KEYS
-        if extra:
-            raise PolicyError(f"policy {pid!r}: requirement {rid!r} has unknown key(s) "
-                              f"{sorted(extra)}", f"allowed: {', '.join(sorted(_REQ_KEYS))}")
+    for r in data["requirements"]:
+        rid = r["id"]
         if rid in seen:
             raise PolicyError(f"policy {pid!r}: requirement id {rid!r} repeats",
                               "give each requirement its own id")
@@ -205,14 +171,8 @@ def _parse(data: Any, where: str) -> Policy:
         if isinstance(clauses, str):
             clauses = [clauses]
         params = r.get("params") or {}
-        if not isinstance(params, Mapping):
-            raise PolicyError(f"policy {pid!r}: requirement {rid!r}: params must be a mapping",
-                              "write params: {name: value, ...}")
         blocking = r.get("blocking", True)
-        if not isinstance(blocking, bool):
-            raise PolicyError(f"policy {pid!r}: requirement {rid!r}: blocking must be true or "
-                              "false", "write blocking: true or blocking: false")
-        check_id = str(r["check"])
+        check_id = r["check"]
         try:
             cls = get_check(check_id)
         except PolicyError as exc:
@@ -225,13 +185,13 @@ def _parse(data: Any, where: str) -> Policy:
             make_check(check_id, merged)
         except PolicyError as exc:
             raise PolicyError(f"policy {pid!r}: requirement {rid!r}: {exc.what}", exc.fix) from None
-        reqs.append(Requirement(id=rid, title=str(r.get("title", rid)),
-                                clauses=tuple(str(c) for c in clauses), check=check_id,
-                                params=merged, blocking=blocking, quote=str(r.get("quote", "")),
-                                description=str(r.get("description", ""))))
+        reqs.append(Requirement(id=rid, title=str(r.get("title") or rid),
+                                clauses=tuple(clauses), check=check_id, params=merged,
+                                blocking=blocking, quote=str(r.get("quote") or ""),
+                                description=str(r.get("description") or "")))
     return Policy(id=pid, version=str(data["version"]), title=str(data["title"]),
-                  requirements=tuple(reqs), source=str(data.get("source", "")),
-                  description=str(data.get("description", "")), settings=dict(settings),
+                  requirements=tuple(reqs), source=str(data.get("source") or ""),
+                  description=str(data.get("description") or ""), settings=dict(settings),
                   signoff=_parse_signoff(data.get("signoff"), pid))
 
 
@@ -269,6 +229,10 @@ def load_policy(policy: str | os.PathLike[str] | Mapping[str, Any] | Policy | No
                           "pass a readable UTF-8 YAML file") from exc
     try:
         data = safe_yaml(text)
+    except ValueError as exc:  # PyYAML's own: a date such as 2024-13-45, an int too long
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PolicyError(f"policy file {str(path)!r} is not valid YAML: {first}",
+                          "quote the value (a date or number YAML cannot build)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

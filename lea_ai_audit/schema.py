@@ -11,6 +11,25 @@ path of a pandera YAML file — overrides the inferred one. YAML is read with
 ``yaml.safe_load`` only: a file with tags that build Python objects (``!!python/...``) is
 refused before anything in it runs.
 
+A YAML schema is first checked against the declared shape of pandera's format
+(:func:`lea_ai_audit._schemas.pandera_schema`): a key of the wrong type, a column key that is
+neither pandera's nor the name of a check, or a pattern that is not a regular expression is an
+:class:`~lea_ai_audit.errors.InputError` naming the field, before pandera reads it.
+
+Patterns a schema brings — the argument of ``str_matches`` and ``str_contains`` checks (on
+columns and on the index) and the name of a column declared with ``regex: true`` — never run
+in Python's ``re`` (whose backtracking can take forever on a pattern such as ``^(a+)+$``):
+lea-audit evaluates them itself with the ``regex`` module, under one time budget for the whole
+validation. A pattern that cannot be evaluated within it is reported as a failure of the
+shape of the data (the ``data.schema`` check fails and says so), never passed over. A pattern
+that is not a valid regular expression is an ``InputError`` naming the column and the pattern.
+
+Environment
+-----------
+LEA_AUDIT_PATTERN_TIMEOUT
+    The time budget in seconds of the patterns of one validation (default 10; a positive
+    number). The patterns are evaluated once per distinct value.
+
 pandera is imported inside the functions: ``import lea_ai_audit`` stays fast.
 
 Examples
@@ -28,20 +47,30 @@ True
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._io import safe_yaml
+from ._schemas import PATTERN_CHECKS as _PATTERN_CHECKS
 from .errors import DataError, InputError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SchemaFailure", "SchemaValidation", "infer_schema", "load_schema",
-           "schema_from_yaml", "schema_to_yaml", "validate_schema"]
+__all__ = ["PATTERN_TIMEOUT", "PATTERN_TIMEOUT_ENV", "SchemaFailure", "SchemaValidation",
+           "infer_schema", "load_schema", "pattern_timeout", "schema_from_yaml",
+           "schema_to_yaml", "validate_schema"]
+
+#: the default time budget (seconds) of the patterns of one validation
+PATTERN_TIMEOUT = 10.0
+#: the environment variable that sets it
+PATTERN_TIMEOUT_ENV = "LEA_AUDIT_PATTERN_TIMEOUT"
 
 #: a text column with at most this many distinct values gets an allowed-categories check
 MAX_CATEGORIES = 50
@@ -50,7 +79,8 @@ KINDS = {"column_in_dataframe": "missing column", "not_nullable": "missing value
          "coerce_dtype": "wrong type", "dtype": "wrong type", "isin": "unknown category",
          "in_range": "out of range", "greater_than_or_equal_to": "out of range",
          "less_than_or_equal_to": "out of range", "field_uniqueness": "duplicates",
-         "column_name_regex": "missing column"}
+         "column_name_regex": "missing column", "str_matches": "does not match the pattern",
+         "str_contains": "does not contain the pattern"}
 
 
 @dataclass(frozen=True)
@@ -257,20 +287,23 @@ def schema_from_yaml(source: str | os.PathLike[str]) -> Any:
         tag = getattr(exc, "problem", "") or "an unknown tag"
         raise InputError(f"{where} holds a YAML tag that would build Python objects ({tag})",
                          "a pandera schema needs only plain values: remove the tag") from None
-    except yaml.YAMLError as exc:
-        first = str(exc).strip().splitlines()[0]
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date such as 2024-13-45
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{where} is not valid YAML: {first}",
                          "write it with pandera (schema.to_yaml()) or fix the syntax") from None
-    if not isinstance(data, dict) or not isinstance(data.get("columns"), (dict, list)):
-        raise InputError(f"{where} is not a pandera DataFrameSchema (no columns: mapping)",
-                         "write it with pandera's DataFrameSchema.to_yaml()")
     from pandera.io import pandas_io
 
+    from ._schemas import validate
+
+    validate("pandera_schema", data, where)
     try:
-        return pandas_io.deserialize_schema(data)
+        schema = pandas_io.deserialize_schema(data)
     except Exception as exc:
-        raise InputError(f"{where} is not a valid pandera schema: {type(exc).__name__}: {exc}",
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise InputError(f"{where} is not a valid pandera schema: {type(exc).__name__}: {first}",
                          "write it with pandera's DataFrameSchema.to_yaml()") from None
+    _patterns(schema, where)  # every pattern compiles (column-name patterns included)
+    return schema
 
 
 def load_schema(source: Any) -> Any:
@@ -287,14 +320,291 @@ def load_schema(source: Any) -> Any:
     import pandera.pandas as pa
 
     if isinstance(source, pa.DataFrameSchema):
+        _patterns(source, "the schema")
         return source
     if isinstance(source, type) and issubclass(source, pa.DataFrameModel):
-        return source.to_schema()
+        try:
+            schema = source.to_schema()
+        except Exception as exc:
+            raise InputError(f"the schema model {source.__name__} cannot be turned into a "
+                             f"schema: {type(exc).__name__}: {exc}",
+                             "fix the DataFrameModel's fields") from None
+        _patterns(schema, f"the schema model {source.__name__}")
+        return schema
     if isinstance(source, (str, os.PathLike)):
         return schema_from_yaml(source)
     raise InputError(f"schema must be a pandera DataFrameSchema, a DataFrameModel class or the "
                      f"path of a YAML file, got {type(source).__name__}",
                      "pass e.g. schema='schema.yaml' (--schema FILE)")
+
+
+# -- patterns: evaluated with the `regex` module, under a time budget ---------------------------
+def pattern_timeout() -> float:
+    """The time budget (seconds) of the patterns of one validation: ``LEA_AUDIT_PATTERN_TIMEOUT``
+    if set, else :data:`PATTERN_TIMEOUT`.
+
+    Examples
+    --------
+    >>> pattern_timeout() > 0
+    True
+    """
+    raw = os.environ.get(PATTERN_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return PATTERN_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"{PATTERN_TIMEOUT_ENV}={raw[:40]!r} is not a positive number of seconds",
+                         f"unset it (default {PATTERN_TIMEOUT:g} s) or set e.g. "
+                         f"{PATTERN_TIMEOUT_ENV}=30")
+    return value
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """A pattern a schema brings: on the values of a column or index level (``check`` is the
+    pandera check) or on the column names (``check`` is None: a ``regex: true`` column)."""
+
+    where: str          # "column", "index" or "column name"
+    column: Any         # the column's key, or the index level's position
+    label: str          # how the report names it, e.g. str_matches('^a+$')
+    compiled: Any       # the pattern, compiled by `regex`
+    search: bool        # str_contains searches; str_matches and column names match the start
+    check: Any = None
+
+
+def _compile(pattern: Any, what: str, where: str) -> Any:
+    import regex
+
+    flags = 0
+    if isinstance(pattern, re.Pattern):
+        for name in ("IGNORECASE", "MULTILINE", "DOTALL", "VERBOSE", "ASCII"):
+            if pattern.flags & getattr(re, name):
+                flags |= getattr(regex, name)
+        pattern = pattern.pattern
+    if not isinstance(pattern, str):
+        raise InputError(f"{where}: the pattern of {what} is {type(pattern).__name__}, not a "
+                         "regular expression", "write the pattern as text")
+    try:
+        return regex.compile(pattern, flags)
+    except Exception as exc:  # regex.error; RecursionError for absurd nesting
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        shown = pattern if len(pattern) <= 60 else pattern[:59] + "…"
+        raise InputError(f"{where}: the pattern {shown!r} of {what} is not a valid regular "
+                         f"expression ({first})",
+                         "fix the pattern (Python regular-expression syntax)") from None
+
+
+def _label(check: Any) -> str:
+    return str(getattr(check, "error", None) or getattr(check, "name", "check"))
+
+
+def _index_levels(schema: Any) -> list[Any]:
+    index = getattr(schema, "index", None)
+    if index is None:
+        return []
+    return list(getattr(index, "indexes", None) or [index])
+
+
+def _patterns(schema: Any, where: str) -> list[_Pattern]:
+    """Every pattern of ``schema``, compiled; an ``InputError`` names a pattern that is not a
+    regular expression, with its column."""
+    out: list[_Pattern] = []
+    for name, col in schema.columns.items():
+        if getattr(col, "regex", False):
+            out.append(_Pattern("column name", name, f"column name pattern {str(name)!r}",
+                                _compile(name, f"the column name {str(name)!r} (regex: true)",
+                                         where), search=False))
+        for chk in getattr(col, "checks", None) or []:
+            kind = _PATTERN_CHECKS.get(getattr(chk, "name", None) or "")
+            if kind:
+                pattern = (getattr(chk, "statistics", None) or {}).get("pattern")
+                out.append(_Pattern("column", name, _label(chk), _compile(
+                    pattern, f"{chk.name} on column {str(name)!r}", where),
+                    search=kind == "search", check=chk))
+    for i, level in enumerate(_index_levels(schema)):
+        for chk in getattr(level, "checks", None) or []:
+            kind = _PATTERN_CHECKS.get(getattr(chk, "name", None) or "")
+            if kind:
+                pattern = (getattr(chk, "statistics", None) or {}).get("pattern")
+                shown = level.name if level.name is not None else f"level {i}"
+                out.append(_Pattern("index", i, _label(chk), _compile(
+                    pattern, f"{chk.name} on the index ({shown})", where),
+                    search=kind == "search", check=chk))
+    return out
+
+
+class _Budget:
+    """One time budget for every pattern of a validation."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.spent = False
+
+    def run(self, compiled: Any, text: str, search: bool) -> bool | None:
+        """Whether ``text`` matches; None once the budget is spent."""
+        left = self.deadline - time.monotonic()
+        if self.spent or left <= 0:
+            self.spent = True
+            return None
+        try:
+            hit = (compiled.search if search else compiled.match)(text, timeout=left)
+        except TimeoutError:
+            self.spent = True
+            return None
+        return hit is not None
+
+    def message(self, label: str, on: str) -> str:
+        return (f"{label} on {on} could not be evaluated within the {self.seconds:g} s time "
+                f"limit of patterns ({PATTERN_TIMEOUT_ENV})")
+
+
+@dataclass
+class _PatternOutcome:
+    failures: list[SchemaFailure] = field(default_factory=list)
+    structural: list[str] = field(default_factory=list)
+    bad_index: set[Any] = field(default_factory=set)
+
+
+def _without_patterns(schema: Any, data: pd.DataFrame, budget: _Budget, outcome: _PatternOutcome
+                      ) -> tuple[Any, dict[Any, list[Any]]]:
+    """``schema`` with its column-name patterns resolved against ``data``'s columns (as
+    pandera would: ``match`` on each name) and its pattern checks taken out, so that pandera
+    never runs a pattern; and the columns each ``regex: true`` column resolved to."""
+    import copy
+
+    columns: dict[Any, list[Any]] = {}
+    for name, col in list(schema.columns.items()):
+        if not getattr(col, "regex", False):
+            columns[name] = [name]
+            continue
+        compiled = _compile(name, f"the column name {str(name)!r} (regex: true)", "the schema")
+        label = f"column name pattern {str(name)!r}"
+        matched: list[Any] = []
+        for c in data.columns:
+            hit = budget.run(compiled, str(c), search=False)
+            if hit is None:
+                break
+            if hit and c not in schema.columns:
+                matched.append(c)
+        schema = schema.remove_columns([name])
+        columns[name] = []
+        if budget.spent:
+            outcome.failures.append(SchemaFailure(str(name), "column_name_regex",
+                                                  "pattern timed out", 0))
+            outcome.structural.append(budget.message(label, "the column names"))
+            continue
+        if not matched:
+            if getattr(col, "required", True):
+                outcome.failures.append(SchemaFailure(str(name), "column_name_regex",
+                                                      "missing column", 0))
+                outcome.structural.append(f"missing column: {name} (no column name matches "
+                                          "the pattern)")
+            continue
+        plain = copy.deepcopy(col)
+        plain.regex = False
+        schema = schema.add_columns({c: plain.set_name(c) for c in matched})
+        columns[name] = matched
+    updates = {}
+    for name, col in schema.columns.items():
+        checks = list(getattr(col, "checks", None) or [])
+        kept = [c for c in checks if getattr(c, "name", None) not in _PATTERN_CHECKS]
+        if len(kept) != len(checks):
+            updates[name] = {"checks": kept}
+    if updates:
+        schema = schema.update_columns(updates)
+    if any(getattr(c, "name", None) in _PATTERN_CHECKS
+           for lv in _index_levels(schema) for c in lv.checks or []):
+        schema = copy.deepcopy(schema)
+        for lv in _index_levels(schema):
+            lv.checks = [c for c in lv.checks or []
+                         if getattr(c, "name", None) not in _PATTERN_CHECKS]
+    return schema, columns
+
+
+def _evaluate(pat: _Pattern, values: pd.Series, coerce: bool, budget: _Budget
+              ) -> pd.Series | None:
+    """A boolean mask of the values that fail ``pat`` (as pandera's check would: a value that
+    is not text fails, unless the schema coerces it to text; a missing value is skipped unless
+    the check sets ``ignore_na: false``), each distinct value evaluated once; None when the
+    time budget runs out."""
+    import numpy as np
+    import pandas as pd
+
+    obj = values.astype(object)
+    try:
+        codes, uniques = pd.factorize(obj, use_na_sentinel=True)
+    except TypeError:  # unhashable values (lists in an object column): one by one
+        codes = np.where(obj.isna().to_numpy(), -1, np.arange(len(obj)))
+        uniques = obj.to_numpy()
+    bad = np.zeros(len(uniques), dtype=bool)
+    for i, v in enumerate(uniques):
+        text = v if isinstance(v, str) else (str(v) if coerce else None)
+        hit = False if text is None else budget.run(pat.compiled, text, pat.search)
+        if hit is None:
+            return None
+        bad[i] = not hit
+    na_fails = not bool(getattr(pat.check, "ignore_na", True))
+    codes = np.asarray(codes)
+    mask = np.where(codes >= 0, bad[np.clip(codes, 0, None)] if len(bad) else False, na_fails)
+    return pd.Series(mask.astype(bool), index=values.index)
+
+
+def _check_patterns(schema: Any, data: pd.DataFrame, *, max_examples: int, hidden: set[str]
+                    ) -> tuple[Any, _PatternOutcome]:
+    """Resolve and evaluate the patterns of ``schema`` on ``data``, under one time budget:
+    the schema pandera is to run (without them) and what they found."""
+    import pandas as pd
+
+    outcome = _PatternOutcome()
+    patterns = _patterns(schema, "the schema")
+    if not patterns:
+        return schema, outcome
+    budget = _Budget(pattern_timeout())
+    run_schema, resolved = _without_patterns(schema, data, budget, outcome)
+    for pat in patterns:
+        targets: list[tuple[str, str, pd.Series, bool]] = []  # (name, on, values, coerce)
+        if pat.where == "column":
+            col = schema.columns[pat.column]
+            coerce = bool(schema.coerce or getattr(col, "coerce", False))
+            for c in resolved.get(pat.column, []):
+                if c in data.columns and isinstance(data[c], pd.Series):  # else: pandera
+                    targets.append((str(c), f"column {str(c)!r}", data[c], coerce))
+        elif pat.where == "index":
+            idx = data.index
+            lv = _index_levels(schema)[pat.column]
+            if idx.nlevels > 1 and pat.column >= idx.nlevels:
+                continue  # pandera reports the missing level
+            values = pd.Series(idx.get_level_values(pat.column) if idx.nlevels > 1 else idx,
+                               index=idx)
+            coerce = bool(schema.coerce or getattr(lv, "coerce", False))
+            targets.append(("(index)" if lv.name is None else f"(index {lv.name})",
+                            "the index", values, coerce))
+        for name, on, values, coerce in targets:
+            mask = _evaluate(pat, values, coerce, budget)
+            if mask is None:
+                outcome.failures.append(SchemaFailure(name, pat.label, "pattern timed out", 0))
+                outcome.structural.append(budget.message(pat.label, on))
+                continue
+            if not mask.any() or getattr(pat.check, "raise_warning", False):
+                continue
+            outcome.bad_index.update(data.index[mask.to_numpy()].tolist())
+            examples: tuple[str, ...] = ()
+            if name not in hidden:
+                seen: list[str] = []
+                for v in values[mask.to_numpy()]:
+                    t = _text(v)
+                    if t not in seen:
+                        seen.append(t)
+                    if len(seen) >= max_examples:
+                        break
+                examples = tuple(seen)
+            outcome.failures.append(SchemaFailure(name, pat.label, _kind(pat.label),
+                                                  int(mask.sum()), examples))
+    return run_schema, outcome
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -367,26 +677,43 @@ def validate_schema(data: pd.DataFrame, schema: Any, *, max_examples: int = 5,
     """
     import warnings
 
-    import pandas as pd
     from pandera.errors import SchemaError, SchemaErrors
 
     schema = load_schema(schema)
     n = int(data.shape[0])
+    hidden = set(withhold)
+    # the patterns first, under their time budget; pandera validates the rest
+    run_schema, pat = _check_patterns(schema, data, max_examples=max_examples, hidden=hidden)
+    failures: list[SchemaFailure] = list(pat.failures)
+    structural: list[str] = list(pat.structural)
+    bad_index: set[Any] = set(pat.bad_index)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandera's own FutureWarnings on concat
-            _without_noop_coercion(schema, data).validate(data, lazy=True)
-        return SchemaValidation(n_rows=n, failing_rows=0)
+            _without_noop_coercion(run_schema, data).validate(data, lazy=True)
+        fc = None
     except SchemaErrors as exc:
         fc = exc.failure_cases
     except SchemaError as exc:  # a non-lazy failure (e.g. a dataframe-level parser)
         return SchemaValidation(n_rows=n, failing_rows=n, failures=(
             SchemaFailure("(all)", str(getattr(exc, "check", "") or "schema"), "failed check",
-                          n),), structural=(str(exc).splitlines()[0],))
-    hidden = set(withhold)
-    failures: list[SchemaFailure] = []
-    structural: list[str] = []
-    bad_index: set[Any] = set()
+                          n), *failures), structural=(str(exc).splitlines()[0], *structural))
+    if fc is not None:
+        _pandera_failures(fc, failures, structural, bad_index, max_examples=max_examples,
+                          hidden=hidden)
+    failing = n if structural and any(s.startswith("missing column") for s in structural) \
+        else len(bad_index)
+    failures.sort(key=lambda f: (f.column, f.kind))
+    return SchemaValidation(n_rows=n, failing_rows=int(failing), failures=tuple(failures),
+                            structural=tuple(structural))
+
+
+def _pandera_failures(fc: pd.DataFrame, failures: list[SchemaFailure], structural: list[str],
+                      bad_index: set[Any], *, max_examples: int, hidden: set[str]) -> None:
+    """Add the failure cases of pandera's lazy validation to ``failures`` (one per column and
+    check), ``structural`` and the failing rows ``bad_index``."""
+    import pandas as pd
+
     fc = fc.assign(column=fc["column"].astype(object).where(fc["column"].notna(), None))
     # a column whose values could not be converted: its dtype and value checks are consequences
     coerced = {str(c) for c, chk in zip(fc["column"], fc["check"], strict=True)
@@ -424,8 +751,3 @@ def validate_schema(data: pd.DataFrame, schema: Any, *, max_examples: int = 5,
             examples = tuple(seen)
         failures.append(SchemaFailure(column, check, _kind(check), int(idx.notna().sum()),
                                       examples))
-    failing = n if structural and any(s.startswith("missing column") for s in structural) \
-        else len(bad_index)
-    failures.sort(key=lambda f: (f.column, f.kind))
-    return SchemaValidation(n_rows=n, failing_rows=int(failing), failures=tuple(failures),
-                            structural=tuple(structural))

@@ -72,7 +72,8 @@ def test_file_pack_and_settings_merge(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mutate,pattern", [
     (lambda d: d["requirements"][0].update(check="fairness.nope"), "unknown check"),
     (lambda d: d["requirements"][0]["params"].update(metric="nope"), "unknown metric"),
-    (lambda d: d["requirements"][0]["params"].update(colour="red"), "unexpected keyword"),
+    (lambda d: d["requirements"][0]["params"].update(colour="red"),
+     r"requirements\[0\]\.params has unknown key\(s\) \['colour'\]"),
     (lambda d: d["requirements"][0]["params"].update(max_difference=3), "max_difference"),
     (lambda d: d["requirements"][0].update(blocking="yes"), "blocking must be"),
     (lambda d: d["requirements"][0].pop("clauses"), "has no 'clauses'"),
@@ -136,11 +137,11 @@ def test_signoff_rule_defaults_and_travels_in_the_report() -> None:
 @pytest.mark.parametrize("rule,fragment", [
     ({"min_approvals": 0}, "min_approvals must be a whole number"),
     ({"min_approvals": True}, "min_approvals must be a whole number"),
-    ({"required_roles": [1]}, "required_roles must be a list"),
+    ({"required_roles": [1]}, r"required_roles\[0\] must be a role name"),
     ({"author_may_approve": "yes"}, "author_may_approve must be true or false"),
     ({"max_age_days": -1}, "max_age_days must be a positive number"),
     ({"quorum": 2}, "signoff may only set"),
-    ("two", "signoff may only set"),
+    ("two", "signoff must be a mapping"),
 ])
 def test_bad_signoff_rule(rule, fragment) -> None:
     from lea_ai_audit.errors import PolicyError

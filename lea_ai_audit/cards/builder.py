@@ -105,28 +105,23 @@ def load_metadata(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> 
                              "model_cards/example-metadata.yaml)") from exc
         try:
             data = safe_yaml(text) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(f"the card metadata {where!r} is not valid YAML: "
-                             f"{str(exc).splitlines()[0]}",
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date such as 2024-13-45
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise InputError(f"the card metadata {where!r} is not valid YAML: {first}",
                              "fix the YAML (see model_cards/example-metadata.yaml)") from None
-    if not isinstance(data, Mapping):
-        raise InputError(f"the card metadata {where!r} must be a mapping of keys to text",
-                         "write e.g. owner: Unit 7 (see model_cards/example-metadata.yaml)")
-    unknown = sorted(str(k) for k in data if k not in METADATA_KEYS)
-    if unknown:
-        raise InputError(f"the card metadata {where!r} has unknown key(s) {unknown}",
-                         f"use: {', '.join(METADATA_KEYS)}")
+    from .._schemas import validate
+
+    # the declared schema (lea_ai_audit._schemas.metadata_schema): a mapping of the known
+    # keys, each text (or a number) or a list of them
+    validate("metadata", data, f"the card metadata {where!r}")
     out: dict[str, Any] = {}
     for key, value in data.items():
         if value is None:
             continue
         if isinstance(value, (list, tuple)):
             items = [str(v) for v in value if v is not None and str(v).strip()]
-        elif isinstance(value, (str, int, float)):
-            items = [str(value)]
         else:
-            raise InputError(f"the card metadata {where!r}: {key} must be text or a list of "
-                             "text", f"write e.g. {key}: some text")
+            items = [str(value)]
         if not items:
             continue
         out[key] = items if key in _LIST_KEYS else "\n".join(items)

@@ -3,7 +3,9 @@
 The file is a pandera YAML schema (``DataFrameSchema.to_yaml()``, or the ``schema.yaml`` a
 previous audit saved under ``evidence/``). It is read safely (``yaml.safe_load``) before the
 audit starts, so a bad file stops the command with one line and exit code 2, and it overrides
-the schema the ``data.schema`` check would infer from ``--reference``.
+the schema the ``data.schema`` check would infer from ``--reference``. ``--population FILE``
+is checked against its declared schema (:data:`lea_ai_audit._schemas.POPULATION_SCHEMA`) the
+same way.
 
 Only the standard library is imported at module level.
 """
@@ -49,13 +51,20 @@ def audit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
                              "pass a YAML file {attribute: {group: share}} (--population)")
         try:
             declared = safe_yaml(Path(pop).read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        except OSError as exc:
+            raise InputError(f"cannot read the population file {pop!r}: "
+                             f"{exc.strerror or type(exc).__name__}",
+                             "pass a readable UTF-8 YAML file (--population)") from None
+        except (yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:
+            # ValueError: PyYAML's own, for a date such as 2024-13-45 or a too long integer
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"population file {pop!r} is not valid YAML: {first}",
                              "write {attribute: {group: share}}, e.g. ethnicity: {majority: "
                              "0.8, minority_a: 0.12}") from None
-        if not isinstance(declared, dict):
-            raise InputError(f"population file {pop!r} must map each attribute to its group "
-                             "shares", "write {attribute: {group: share}}")
+        from .._schemas import validate
+
+        # the declared schema (lea_ai_audit._schemas.POPULATION_SCHEMA): {attribute: {group:
+        # share}}, shares in [0, 1]; that they add up to at most 1 is checked with the audit
+        validate("population", declared, f"declared population {pop!r}")
         out["declared_population"] = declared
     return out

@@ -172,6 +172,7 @@ def test_one_slow_call_is_stopped_at_the_per_call_limit(monkeypatch):
         audit(df, target="y", sensitive="g", model=model, features=["x"], track=False)
     assert time.perf_counter() - t0 < 10  # stopped, not waited out
     assert "predict_proba" not in vars(model)  # the model is as it was
+    model.delay = 0.0
     assert model.predict_proba(df[["x"]].head(2)).shape == (2, 2)
 
 
