@@ -217,11 +217,15 @@ def _card_problems(report_dir: Path, report: AuditReport, store: Any) -> list[st
         disk = strict_json(files["json"].read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return ["card.json cannot be read"]
-    if not isinstance(disk, dict) or (disk.get("report") or {}).get("sha256") != \
-            report.digest():
+    about = disk.get("report") if isinstance(disk, dict) else None
+    if not isinstance(about, dict) or about.get("sha256") != report.digest():
         return ["card.json is not the card of this report"]
+    metadata = disk.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        return [f"card.json: its metadata is {type(metadata).__name__}, not a mapping: it was "
+                "edited (re-render it with `lea-audit card DIR --write --trust-store T`)"]
     try:
-        card = build_card(report, report_dir=report_dir, metadata=disk.get("metadata") or {},
+        card = build_card(report, report_dir=report_dir, metadata=metadata,
                           figures=True, trust_store=store)
     except LeaAuditError as exc:
         return [f"the model card cannot be re-rendered: {exc.what}"]
@@ -279,10 +283,16 @@ def _ledger_check(report_dir: Path, report: AuditReport, store: Any, *,
                             f"{str(e['data'].get('report_digest'))[:12]}..., but report.json "
                             f"now has {report.digest()[:12]}...: it was changed after the "
                             "audit")
-    records = [(int(e.get("seq") or 0), e["data"]["record"]) for e in entries
+    # seq is what the entry says (a whole number when the chain verifies; 0 when edited)
+    records = [(_seq(e), e["data"]["record"]) for e in entries
                if e.get("kind") == "signoff" and isinstance(e["data"].get("record"), dict)]
     note = f"{path}: " + "; ".join(proved) + (f"; head {chk.head}" if chk.head else "")
     return GateCheck("ledger", not problems, tuple(problems), note), records
+
+
+def _seq(entry: Mapping[str, Any]) -> int:
+    seq = entry.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
 
 
 def _entries(path: Path) -> list[dict[str, Any]]:

@@ -64,6 +64,15 @@ def _canonical(obj: Any) -> str:
                       allow_nan=False)
 
 
+def _hash_or_none(entry: Mapping[str, Any]) -> str | None:
+    """:func:`entry_hash`, or None for an entry that has no canonical JSON (a number that
+    reads as infinity, an unpaired surrogate escape): it was not written by lea-audit."""
+    try:
+        return entry_hash(entry)
+    except ValueError:  # UnicodeEncodeError is a ValueError too
+        return None
+
+
 def entry_hash(entry: Mapping[str, Any]) -> str:
     """SHA-256 of the entry's canonical JSON without its ``hash`` field.
 
@@ -164,7 +173,7 @@ def append_entry(path: str | os.PathLike[str], kind: str, data: Mapping[str, Any
                 try:
                     prev_entry = strict_json(last)
                     prev, seq = str(prev_entry["hash"]), int(prev_entry["seq"])
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, OverflowError):  # 1e400: inf
                     raise ReportError(f"the last entry of the ledger {str(target)!r} cannot be "
                                       "read", "run `lea-audit verify` on it and restore the "
                                       "file from a copy") from None
@@ -329,8 +338,9 @@ def verify_ledger(path: str | os.PathLike[str], *, expect_head: str | None = Non
         parsed += 1
         entries += 1
         seq = e.get("seq")
-        label = f"line {n} (entry {seq})"
-        if entry_hash(e) != e.get("hash"):
+        label = f"line {n} (entry {str(seq)[:20]})"
+        own = _hash_or_none(e)
+        if own is None or own != e.get("hash"):
             problems.append(f"{label}: its content does not match its hash: the entry was "
                             "edited")
         if prev_hash is not None and e.get("prev") != prev_hash:
@@ -438,7 +448,7 @@ def verify_checkpoint(ledger: str | os.PathLike[str], checkpoint: str | os.PathL
     if not isinstance(n, int) or len(entries) < n or not at:
         return [f"the ledger holds fewer entries than the checkpoint signed by {who} "
                 f"({len(entries)} < {n}): entries were cut off or deleted"], who
-    if at[0].get("hash") != head or entry_hash(at[0]) != head:
+    if head is None or at[0].get("hash") != head or _hash_or_none(at[0]) != head:
         return [f"entry {n} is not the one the checkpoint signed by {who} names: the ledger "
                 "was rewritten"], who
     return [], who

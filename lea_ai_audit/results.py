@@ -83,6 +83,12 @@ def _jsonable(value: Any) -> Any:
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line, shortened."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def safe_filename(name: str) -> str:
     """``name`` reduced to letters, digits, ``.``, ``_`` and ``-`` (no path separators)."""
     cleaned = _SAFE_NAME.sub("_", str(name)).strip("._") or "file"
@@ -152,7 +158,11 @@ class Evidence:
             raise ReportError(f"the file of evidence {self.name!r} is not in memory",
                               "pass the report's directory")
         root = Path(base).resolve()
-        path = (root / str(self.data.get("path", ""))).resolve()
+        rel = str(self.data.get("path", "")) if isinstance(self.data, Mapping) else ""
+        try:
+            path = (root / rel).resolve()
+        except (OSError, ValueError):  # a NUL byte, a loop of links
+            path = root
         if root not in path.parents:
             raise ReportError(f"evidence {self.name!r} points outside the report directory",
                               "use the report.json written by lea-audit, unedited")
@@ -240,6 +250,223 @@ def overall_status(results: Iterable[CheckResult]) -> Status:
     if any(s is Status.PASS for s, _ in statuses):
         return Status.PASS
     return Status.SKIPPED
+
+
+# -- reading a report.json from outside: every field's type, before any is used -------------
+#: the largest whole number a report holds (counts, sizes, seeds): beyond it, a number is
+#: corrupt or crafted (and could not be a float for the renderings' arithmetic)
+MAX_REPORT_INT = 2**63 - 1
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FIX = "re-run the audit to write a fresh report.json (never edit it by hand)"
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, shortened (a crafted file may hold a megabyte in one string)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _kind(value: Any) -> str:
+    """The JSON type of ``value``, in words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+class _Reader:
+    """Checks the parsed JSON of a report against the layout :meth:`AuditReport.to_dict`
+    writes; the first mismatch is a :class:`ReportError` naming the file and the field."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, problem: str) -> ReportError:
+        return ReportError(f"{self.source} is malformed: {where} {problem}", _FIX)
+
+    def values(self, value: Any, where: str) -> None:
+        """Every number finite and of sane size, every string (and key) valid Unicode."""
+        stack = [(value, where)]
+        while stack:
+            v, w = stack.pop()
+            if isinstance(v, str):
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise self.fail(w, "holds a character that is not Unicode (an unpaired "
+                                       "surrogate escape)") from None
+            elif isinstance(v, bool) or v is None:
+                continue
+            elif isinstance(v, int):
+                if abs(v) > MAX_REPORT_INT:
+                    raise self.fail(w, f"is a whole number of {len(str(abs(v)))} digits, "
+                                       f"larger than any a report holds (at most "
+                                       f"{MAX_REPORT_INT})")
+            elif isinstance(v, float):
+                if not math.isfinite(v):
+                    raise self.fail(w, "is a number too large for a float (it reads as "
+                                       "infinity)")
+            elif isinstance(v, list):
+                stack.extend((x, f"{w}[{i}]") for i, x in enumerate(v))
+            elif isinstance(v, Mapping):
+                for k, x in v.items():
+                    plain = isinstance(k, str) and len(k) <= 60 and _IDENT.fullmatch(k)
+                    name = (f"{w}.{k}" if w else str(k)) if plain else f"{w}[{_shown(k)}]"
+                    stack.append((k, f"a key of {w or 'the report'}"))
+                    stack.append((x, name))
+
+    def want(self, value: Any, where: str, *types: str) -> Any:
+        """``value`` if it is one of ``types`` (``str``, ``int``, ``number``, ``bool``,
+        ``list``, ``object``, ``null``), else a ReportError."""
+        ok = {
+            "str": isinstance(value, str),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "list": isinstance(value, list),
+            "object": isinstance(value, Mapping),
+            "null": value is None,
+        }
+        if not any(ok[t] for t in types):
+            words = {"str": "a string", "int": "a whole number", "number": "a number",
+                     "bool": "true or false", "list": "a list", "object": "an object",
+                     "null": "null"}
+            names = [words[t] for t in types]
+            either = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+            raise self.fail(where, f"is {_kind(value)}, not {either}")
+        return value
+
+    def fields(self, d: Mapping[str, Any], where: str, spec: Mapping[str, tuple[str, ...]]
+               ) -> None:
+        for key, types in spec.items():
+            if key in d:
+                self.want(d[key], f"{where}.{key}" if where else key, *types)
+
+    def status(self, value: Any, where: str, *, nullable: bool = False) -> None:
+        if nullable and value is None:
+            return
+        if not isinstance(value, str) or value not in {s.value for s in Status}:
+            raise self.fail(where, f"is {_shown(value)}, not one of "
+                                   f"{', '.join(s.value for s in Status)}")
+
+    def strings(self, value: Any, where: str, *, nullable: bool = True,
+                items: tuple[str, ...] = ("str",)) -> None:
+        self.want(value, where, "list", *(("null",) if nullable else ()))
+        for i, x in enumerate(value or []):
+            self.want(x, f"{where}[{i}]", *items)
+
+    def report(self, d: Mapping[str, Any]) -> None:
+        self.values(d, "")
+        self.want(d["checks"], "checks", "list")
+        self.fields(d, "", {"schema_version": ("str",), "report_id": ("str",),
+                            "created_at": ("str",), "author": ("str", "null"),
+                            "seed": ("int", "null"), "duration_s": ("number",),
+                            "policy": ("object",), "subject": ("object",),
+                            "data": ("object",), "environment": ("object",)})
+        if "status" in d:
+            self.status(d["status"], "status")
+        pol = d.get("policy") or {}
+        self.fields(pol, "policy", {"id": ("str", "null"), "version": ("str", "null"),
+                                    "title": ("str", "null"), "sha256": ("str", "null"),
+                                    "source": ("str", "null"), "path": ("str", "null"),
+                                    "settings": ("object", "null"),
+                                    "signoff": ("object", "null")})
+        rule = pol.get("signoff") or {}
+        self.fields(rule, "policy.signoff", {"min_approvals": ("int", "null"),
+                                             "author_may_approve": ("bool", "null"),
+                                             "max_age_days": ("number", "null")})
+        if "required_roles" in rule:
+            self.strings(rule["required_roles"], "policy.signoff.required_roles")
+        if isinstance(rule.get("min_approvals"), int) and rule["min_approvals"] < 0:
+            raise self.fail("policy.signoff.min_approvals", "is negative")
+        sub = d.get("subject") or {}
+        self.fields(sub, "subject", {"target": ("str", "null"), "model": ("object", "null"),
+                                     "reference_groups": ("object", "null"),
+                                     "metadata": ("object", "null"),
+                                     "prediction_source": ("str", "null"),
+                                     "decision_rule": ("str", "null"),
+                                     "threshold": ("number", "null")})
+        if "sensitive" in sub:
+            self.strings(sub["sensitive"], "subject.sensitive")
+        if "features" in sub:  # a model's feature names may be numbers
+            self.strings(sub["features"], "subject.features", items=("str", "number"))
+        for k, v in (sub.get("reference_groups") or {}).items():
+            self.want(v, f"subject.reference_groups[{_shown(k)}]", "object", "null")
+        self.fields(sub.get("model") or {}, "subject.model", {
+            "file_sha256": ("str", "null"), "class": ("str", "null"),
+            "params_sha256": ("str", "null")})
+        self.fields(d.get("data") or {}, "data", {
+            "sha256": ("str", "null"), "n_rows": ("int", "null"), "n_columns": ("int", "null"),
+            "positives": ("int", "null"), "predicted_positive": ("int", "null"),
+            "source": ("object", "null"), "reference": ("object", "null")})
+        env = d.get("environment") or {}
+        self.fields(env, "environment", {"python": ("str", "null"),
+                                         "libraries": ("object", "null")})
+        for i, c in enumerate(d["checks"]):
+            self.check(c, f"checks[{i}]")
+
+    def check(self, c: Any, where: str) -> None:
+        self.want(c, where, "object")
+        rid = c.get("requirement_id")
+        if isinstance(rid, str):
+            where = f"{where} ({rid[:40]})"
+        for key in ("check_id", "requirement_id", "status", "message"):
+            if key not in c:
+                raise self.fail(where, f"has no {key!r}")
+        self.fields(c, where, {"check_id": ("str",), "requirement_id": ("str",),
+                               "message": ("str",), "title": ("str",),
+                               "metrics": ("object",), "evidence": ("list",),
+                               "blocking": ("bool",), "params": ("object",),
+                               "duration_s": ("number",)})
+        self.status(c["status"], f"{where}.status")
+        self.status(c.get("raw_status"), f"{where}.raw_status", nullable=True)
+        if "clauses" in c:
+            self.strings(c["clauses"], f"{where}.clauses", nullable=False)
+        for k, v in (c.get("metrics") or {}).items():
+            self.want(v, f"{where}.metrics[{_shown(k)}]", "number", "bool", "null")
+        for j, e in enumerate(c.get("evidence") or []):
+            self.evidence(e, f"{where}.evidence[{j}]")
+
+    def evidence(self, e: Any, where: str) -> None:
+        self.want(e, where, "object")
+        for key in ("name", "kind"):
+            if key not in e:
+                raise self.fail(where, f"has no {key!r}")
+        self.fields(e, where, {"name": ("str",), "kind": ("str",),
+                               "description": ("str", "null")})
+        data = e.get("data")
+        if e["kind"] == "table":
+            self.want(data, f"{where}.data", "object")
+            cols = data.get("columns")
+            self.strings(cols, f"{where}.data.columns", nullable=False,
+                         items=("str", "number", "bool", "null"))
+            rows = self.want(data.get("rows"), f"{where}.data.rows", "list")
+            for r, row in enumerate(rows):
+                self.want(row, f"{where}.data.rows[{r}]", "list")
+                if len(row) != len(cols):
+                    raise self.fail(f"{where}.data.rows[{r}]",
+                                    f"has {len(row)} value(s) for {len(cols)} column(s)")
+        elif e["kind"] == "file":
+            self.want(data, f"{where}.data", "object")
+            for key in ("path", "sha256"):
+                self.want(data.get(key), f"{where}.data.{key}", "str")
+            path = data["path"]
+            if "\x00" in path or "\\" in path or PurePosixPath(path).is_absolute() \
+                    or ".." in PurePosixPath(path).parts:
+                raise self.fail(f"{where}.data.path", f"{_shown(path)} is not a path inside the "
+                                                      "report's folder")
+            self.fields(data, f"{where}.data", {"media_type": ("str",), "size": ("int",)})
+        elif e["kind"] == "text":
+            self.want(data, f"{where}.data", "str", "null")
 
 
 @dataclass(frozen=True)
@@ -331,33 +558,43 @@ class AuditReport:
         return hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> AuditReport:
-        """Inverse of :meth:`to_dict`; refuses an unknown major schema version."""
+    def from_dict(cls, d: Mapping[str, Any], *, source: str = REPORT_FILE) -> AuditReport:
+        """Inverse of :meth:`to_dict`; refuses an unknown major schema version and any field
+        of the wrong type (``source``, the file's name, is in the message)."""
         if not isinstance(d, Mapping) or "checks" not in d:
-            raise ReportError("this is not an lea-ai-audit report (no 'checks')",
+            raise ReportError(f"{source} is not an lea-ai-audit report (no 'checks')",
                               "pass the report.json written by `lea-audit run` or audit().save()")
-        version = str(d.get("schema_version", ""))
+        version = d.get("schema_version", "")
+        if not isinstance(version, str):
+            raise ReportError(f"{source} is malformed: schema_version is {_kind(version)}, "
+                              f"not a string such as {SCHEMA_VERSION!r}", _FIX)
         if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
             raise ReportError(
-                f"report schema_version {version!r} is not supported (this lea-ai-audit reads "
-                f"{SCHEMA_VERSION.split('.')[0]}.x)",
+                f"{source}: report schema_version {_shown(version)} is not supported (this "
+                f"lea-ai-audit reads {SCHEMA_VERSION.split('.')[0]}.x)",
                 "re-run the audit with this version, or install the version that wrote it")
+        _Reader(source).report(d)
         known = {f.name for f in fields(cls)}
+        args = {k: v for k, v in d.items() if k in known}
+        # a file's bytes never come from the JSON (Evidence.read would trust them unchecked)
+        args["checks"] = [{**c, "evidence": [
+            {k: v for k, v in e.items() if k in ("name", "kind", "data", "description")}
+            for e in c.get("evidence") or []]} for c in d["checks"]]
         try:
-            return cls(**{k: v for k, v in d.items() if k in known})
-        except (TypeError, ValueError, AttributeError, KeyError) as exc:
-            raise ReportError(f"the report is malformed: {type(exc).__name__}: {exc}",
-                              "re-run the audit to write a fresh report.json") from exc
+            return cls(**args)
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+            raise ReportError(f"{source} is malformed: {type(exc).__name__}: "
+                              f"{_one_line(exc)}", _FIX) from exc
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> AuditReport:
-        """Parse a report from JSON text."""
+    def from_json(cls, text: str | bytes, *, source: str = REPORT_FILE) -> AuditReport:
+        """Parse a report from JSON text (``source`` names the file in errors)."""
         try:
             d = strict_json(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ReportError(f"the report is not valid JSON ({exc})",
+        except ValueError as exc:  # bad JSON, not UTF-8, a number beyond int's digit limit
+            raise ReportError(f"{source} is not valid JSON ({_one_line(exc)})",
                               "pass the report.json written by `lea-audit run`") from exc
-        return cls.from_dict(d)
+        return cls.from_dict(d, source=source)
 
     def table(self, name: str) -> list[dict[str, Any]]:
         """The rows of the first table evidence called ``name``, as dicts (column -> value).
@@ -427,7 +664,7 @@ class AuditReport:
         except OSError as exc:
             raise ReportError(f"cannot read {str(p)!r}: {exc.strerror or exc}",
                               "check the path and its permissions") from exc
-        return cls.from_json(text)
+        return cls.from_json(text, source=str(p))
 
     def with_checks(self, checks: Iterable[CheckResult]) -> AuditReport:
         """A copy with other results and the overall status recomputed."""

@@ -134,9 +134,9 @@ def _parse_time(text: Any) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date; a date beyond year 9999 in UTC
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _canonical(obj: Any) -> bytes:
@@ -410,12 +410,13 @@ class TrustStore:
 
 
 def _parse_store(data: Any, where: str) -> TrustStore:
+    from ._schemas import validate
+
+    # the declared schema (lea_ai_audit._schemas.TRUST_STORE_SCHEMA): the type of every key,
+    # and no top-level key but reviewers: and policies:
+    validate("trust_store", data, f"trust store {where}")
     if data is None:
         data = {"reviewers": []}
-    if not isinstance(data, Mapping) or not isinstance(data.get("reviewers", []), list):
-        raise InputError(f"trust store {where} is not a trust store",
-                         "it must be a mapping with a list under reviewers: (as written by "
-                         "`lea-audit keygen --trust-store`)")
     reviewers: dict[str, Identity] = {}
     seen_fp: dict[str, str] = {}
     for entry in data.get("reviewers") or []:
@@ -472,7 +473,7 @@ def load_trust_store(path: str | os.PathLike[str] | TrustStore) -> TrustStore:
                          "pass a readable UTF-8 YAML file") from exc
     try:
         data = safe_yaml(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date such as 2024-13-45
         raise InputError(f"the trust store {str(p)!r} is not valid YAML",
                          "fix the YAML (plain YAML only: tags that build objects are refused)"
                          ) from exc
@@ -519,7 +520,9 @@ def add_to_trust_store(path: str | os.PathLike[str], identity: Identity | str | 
         entries.append(entry)
         text = ("# lea-ai-audit trust store: the reviewers whose sign-offs count "
                 "(lea-audit gate --require-signoff --trust-store)\n"
-                + yaml.safe_dump({"reviewers": entries}, sort_keys=False, allow_unicode=True))
+                + yaml.safe_dump({"reviewers": entries,  # and the store's other keys (policies)
+                                  **{k: v for k, v in raw.items() if k != "reviewers"}},
+                                 sort_keys=False, allow_unicode=True))
         atomic_write_text(p, text)
     return p
 
@@ -550,7 +553,10 @@ def card_digest(report_dir: str | os.PathLike[str]) -> str | None:
         return "unreadable:" + sha256_file(p)
     if not isinstance(card, Mapping):
         return "unreadable:" + sha256_file(p)
-    return card_body_digest(card)
+    try:
+        return card_body_digest(card)
+    except ValueError:  # no canonical JSON: 1e400 (infinity), an unpaired surrogate escape
+        return "unreadable:" + sha256_file(p)
 
 
 def card_body_digest(card: Mapping[str, Any]) -> str:
@@ -917,8 +923,39 @@ def load_signoffs(report_dir: str | os.PathLike[str]) -> list[Signoff]:
         if not isinstance(rec, dict):
             out.append(Signoff(p, None, "is not a sign-off record"))
             continue
+        wrong = _record_problem(rec)
+        if wrong is not None:
+            out.append(Signoff(p, None, f"is not a sign-off record: {wrong}"))
+            continue
         out.append(Signoff(p, rec))
     return out
+
+
+def _record_problem(rec: Mapping[str, Any]) -> str | None:
+    """Why a parsed record is not laid out as :func:`sign_report` writes it (a field of the
+    wrong type), or None. Readers of the top-level copies (the model card) rely on it; a
+    record refused here would fail its signature check anyway."""
+    def kind(v: Any) -> str:
+        return "null" if v is None else type(v).__name__
+
+    for k in TOP_FIELDS:
+        v = rec.get(k)
+        if k == "waiver":
+            if v is None:
+                continue
+            if not isinstance(v, Mapping):
+                return f"its 'waiver' is {kind(v)}, not a mapping"
+            reqs, why = v.get("requirements"), v.get("justification")
+            if not isinstance(reqs, list) or not all(isinstance(r, str) for r in reqs):
+                return "its waiver's 'requirements' is not a list of requirement ids"
+            if not isinstance(why, str):
+                return f"its waiver's 'justification' is {kind(why)}, not text"
+        elif v is not None and not isinstance(v, str):
+            return f"its {k!r} is {kind(v)}, not text"
+    for k in ("envelope", "payload"):
+        if k in rec and not isinstance(rec[k], Mapping):
+            return f"its {k!r} is {kind(rec[k])}, not a mapping"
+    return None
 
 
 @dataclass(frozen=True)
@@ -1025,6 +1062,48 @@ def verify_record(record: Mapping[str, Any], trust_store: TrustStore
     return ident, dict(payload), None
 
 
+def _texts(value: Any) -> list[str]:
+    """A signed list of names (waived requirements, withdrawn nonces) as strings; anything
+    but a list names nothing."""
+    return [str(x) for x in value] if isinstance(value, list) else []
+
+
+def _days(value: Any) -> timedelta:
+    """``max_age_days`` as a timedelta (a limit beyond any date: the largest one)."""
+    try:
+        return timedelta(days=float(value))
+    except OverflowError:
+        return timedelta.max
+
+
+def _rule_of(report: Any, rule: Mapping[str, Any] | None
+             ) -> tuple[int, list[str], bool, float | None]:
+    """(min_approvals, required_roles, author_may_approve, max_age_days) of the policy's
+    sign-off rule recorded in the report, overridden by ``rule``; an InputError names a value
+    of the wrong type."""
+    recorded = report.policy.get("signoff") or {}
+    for what, part in (("the report's policy.signoff", recorded), ("rule=", rule or {})):
+        if not isinstance(part, Mapping):
+            raise InputError(f"{what} is {type(part).__name__}, not a mapping",
+                             "give the sign-off rule as min_approvals, required_roles, "
+                             "author_may_approve, max_age_days")
+    r = {**_RULE_DEFAULTS, **dict(recorded), **dict(rule or {})}
+    need, roles, age = r.get("min_approvals") or 0, r.get("required_roles") or [], \
+        r.get("max_age_days")
+    if isinstance(need, bool) or not isinstance(need, int) or need < 0:
+        raise InputError(f"the sign-off rule's min_approvals is {need!r}, not a whole number "
+                         ">= 0", "fix min_approvals in the policy's signoff: (or rule=)")
+    if not isinstance(roles, list) or not all(isinstance(x, str) for x in roles):
+        raise InputError(f"the sign-off rule's required_roles is {roles!r}, not a list of "
+                         "roles", "fix required_roles in the policy's signoff: (or rule=)")
+    if age is not None and (isinstance(age, bool) or not isinstance(age, (int, float))
+                            or not age > 0):
+        raise InputError(f"the sign-off rule's max_age_days is {age!r}, not a positive "
+                         "number of days", "fix max_age_days in the policy's signoff: "
+                                           "(or rule=)")
+    return need, list(roles), bool(r.get("author_may_approve")), age
+
+
 def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any]],
                       trust_store: TrustStore | str | os.PathLike[str], *,
                       model_path: str | os.PathLike[str] | None = None,
@@ -1072,11 +1151,7 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
     (False, ('1 valid approval(s) by distinct reviewers, the policy needs 2 ...',))
     """
     store = load_trust_store(trust_store)
-    r = {**_RULE_DEFAULTS, **dict(report.policy.get("signoff") or {}), **dict(rule or {})}
-    need = int(r.get("min_approvals") or 0)
-    roles = [str(x) for x in r.get("required_roles") or []]
-    author_ok = bool(r.get("author_may_approve"))
-    max_age = r.get("max_age_days")
+    need, roles, author_ok, max_age = _rule_of(report, rule)
     when = _now(now)
     digest = report.digest()
     failed = failed_requirements(report)
@@ -1178,7 +1253,7 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
             elif exp is not None and exp <= when:
                 state, problem = "expired", EXPIRED.format(who=who, when=p.get("expires_at"))
             elif (max_age is not None and decision == "approve" and signed_at is not None
-                  and when - signed_at > timedelta(days=float(max_age))):
+                  and when - signed_at > _days(max_age)):
                 state, problem = "expired", (f"{who}: signed on {p.get('signed_at')}, more "
                                              f"than the policy's {max_age:g} days ago")
         if state == "valid" and decision == "approve" and ident is not None:
@@ -1186,7 +1261,8 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
                                   or _same_person(ident.reviewer, report.author)):
                 state, problem = "author", AUTHOR_APPROVAL.format(who=who)
             elif failed:
-                waived = set((p.get("waiver") or {}).get("requirements") or [])
+                waived = set(_texts((p.get("waiver") or {}).get("requirements")
+                                    if isinstance(p.get("waiver"), Mapping) else None))
                 missing = [f for f in failed if f not in waived]
                 if missing:
                     state, problem = "invalid", (f"{who}: approves a failed audit without "
@@ -1203,8 +1279,8 @@ def evaluate_signoffs(report: Any, signoffs: Sequence[Signoff | Mapping[str, Any
             assert ident is not None
             counted.append((str(p.get("signed_at")), fname, ident, decision, who, p))
     # a signed withdrawal voids the sign-offs of the same key that it names (by nonce)
-    voided = {(ident.fingerprint, str(n)) for _, _, ident, decision, _, p in counted
-              if decision == "withdraw" for n in p.get("withdraws") or []}
+    voided = {(ident.fingerprint, n) for _, _, ident, decision, _, p in counted
+              if decision == "withdraw" for n in _texts(p.get("withdraws"))}
     gone = {fname for _, fname, ident, decision, _, p in counted if decision != "withdraw"
             and (ident.fingerprint, str(p.get("nonce"))) in voided}
     for _, _, _, decision, who, p in counted:

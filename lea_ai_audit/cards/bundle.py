@@ -28,6 +28,11 @@ from ..errors import InputError, ReportError
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = "lea-ai-audit-bundle"
 _MAX_TOTAL = 4 << 30  # refuse archives that would unpack to more than 4 GiB
+#: what reading a damaged or crafted member raises: a bad CRC or header, a truncated stream,
+#: an unknown compression method (NotImplementedError), an encrypted member (RuntimeError), a
+#: size or offset that points nowhere (OSError, ValueError)
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
+               NotImplementedError, RuntimeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -143,10 +148,10 @@ def export_bundle(report_dir: str | os.PathLike[str], out: str | os.PathLike[str
 
 def _safe_name(name: str) -> bool:
     """A relative path inside the archive: no absolute path, drive, backslash or ``..``."""
-    if not name or name.startswith("/") or "\\" in name:
+    if not name or name.startswith("/") or "\\" in name or "\x00" in name:
         return False
     parts = PurePosixPath(name).parts
-    return ".." not in parts and ":" not in parts[0]
+    return bool(parts) and ".." not in parts and ":" not in parts[0]
 
 
 def verify_bundle(path: str | os.PathLike[str], *, trust_store: Any = None) -> BundleCheck:
@@ -173,7 +178,12 @@ def verify_bundle(path: str | os.PathLike[str], *, trust_store: Any = None) -> B
         raise InputError(f"{str(p)!r} is not a zip archive",
                          "pass the .zip written by `lea-audit export`, or a ledger file")
     problems: list[str] = []
-    with zipfile.ZipFile(p) as zf:
+    try:
+        zf = zipfile.ZipFile(p)
+    except _ZIP_ERRORS as exc:
+        raise InputError(f"{str(p)!r} is not a readable zip archive ({exc})",
+                         "pass the .zip written by `lea-audit export`, unchanged") from None
+    with zf:
         infos = zf.infolist()
         if sum(i.file_size for i in infos) > _MAX_TOTAL:
             raise InputError(f"{str(p)!r} would unpack to more than 4 GiB",
@@ -189,8 +199,7 @@ def verify_bundle(path: str | os.PathLike[str], *, trust_store: Any = None) -> B
         try:
             manifest = strict_json(zf.read(MANIFEST))
             listed = {str(f["path"]): f for f in manifest["files"]}
-        except (ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error,
-                EOFError) as exc:
+        except (KeyError, TypeError, *_ZIP_ERRORS) as exc:
             return BundleCheck(str(p), len(names), None, None,
                                [*problems, f"manifest.json is unreadable ({exc})"])
         if manifest.get("format") != BUNDLE_FORMAT:
@@ -204,7 +213,7 @@ def verify_bundle(path: str | os.PathLike[str], *, trust_store: Any = None) -> B
         for name in sorted(present & set(listed)):
             try:
                 raw = zf.read(name)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            except _ZIP_ERRORS as exc:
                 problems.append(f"{name}: the archive member is corrupt ({exc})")
                 continue
             contents[name] = raw
@@ -216,8 +225,8 @@ def verify_bundle(path: str | os.PathLike[str], *, trust_store: Any = None) -> B
         return BundleCheck(str(p), len(names), report_id, status, problems)
     try:
         rep = AuditReport.from_json(contents["report.json"])
-    except ReportError as exc:
-        problems.append(f"report.json: {exc.what}")
+    except ReportError as exc:  # its message names report.json and the field
+        problems.append(exc.what)
         return BundleCheck(str(p), len(names), report_id, status, problems)
     report_id, status = rep.report_id, rep.status.value
     if manifest.get("report_sha256") != rep.digest():
@@ -236,10 +245,12 @@ def verify_bundle(path: str | os.PathLike[str], *, trust_store: Any = None) -> B
     if "card.json" in contents:
         try:
             card = strict_json(contents["card.json"])
-            if (card.get("report") or {}).get("sha256") != rep.digest():
-                problems.append("card.json renders another report")
         except ValueError:
             problems.append("card.json is not valid JSON")
+        else:
+            about = card.get("report") if isinstance(card, dict) else None
+            if not isinstance(about, dict) or about.get("sha256") != rep.digest():
+                problems.append("card.json renders another report")
     if trust_store is None:
         return BundleCheck(str(p), len(names), report_id, status, problems)
     return _verify_signatures(contents, rep, trust_store,
@@ -258,13 +269,25 @@ def _verify_signatures(contents: dict[str, bytes], rep: Any, trust_store: Any,
 
     store = load_trust_store(trust_store)
     problems = list(check.problems)
+    # only what the verification reads is unpacked: the report, its evidence, the card, the
+    # attestation and the sign-offs (signoffs/<name>.json, as load_signoffs reads them)
+    wanted = {"report.json", "card.json", "attestation.json",
+              *(str(e.data.get("path")) for e in rep.files())}
     with tempfile.TemporaryDirectory(prefix="lea-bundle-") as tmp:
         base = Path(tmp)
-        for name, raw in contents.items():
-            if _safe_name(name):
-                target = base / name
+        for name, raw in sorted(contents.items()):
+            parts = PurePosixPath(name).parts
+            if not _safe_name(name) or not (
+                    name in wanted or (len(parts) == 2 and parts[0] == "signoffs"
+                                       and parts[1].endswith(".json"))):
+                continue
+            target = base / name
+            try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(raw)
+            except (OSError, ValueError) as exc:  # a name too long, a file where a folder is
+                problems.append(f"{name}: cannot be unpacked to verify it "
+                                f"({getattr(exc, 'strerror', None) or exc})")
         att = verify_attestation(base, rep, store)
         author = None
         if att is not None and att.ok:

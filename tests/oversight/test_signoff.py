@@ -135,6 +135,17 @@ def test_trust_store_refuses_duplicates_and_edited_fingerprints(tmp_path: Path) 
     assert list(load_trust_store(tmp_path / "new.yaml").reviewers) == ["a"]
 
 
+def test_adding_a_reviewer_keeps_the_stores_pinned_policies(tmp_path: Path) -> None:
+    a = generate_keys("a", role="r", out=tmp_path)
+    b = generate_keys("b", role="r", out=tmp_path / "b")
+    pin = {"path": "packs/ours.yaml", "sha256": "ab" * 32}
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump({"reviewers": [a.identity.to_dict()], "policies": [pin]}))
+    add_to_trust_store(p, b.public_key)
+    store = load_trust_store(p)
+    assert list(store.reviewers) == ["a", "b"] and [dict(x) for x in store.policies] == [pin]
+
+
 # -- a valid four-eyes sign-off --------------------------------------------------------------
 def test_two_distinct_approvals_hold_and_the_signature_verifies_independently(
         passing: Path, keys: dict[str, Path]) -> None:
