@@ -208,7 +208,10 @@ def shutdown() -> None:
     with _lock:
         w, _worker = _worker, None
     if w is not None and w.pid_of_parent == os.getpid():
-        w.stop()
+        try:
+            w.stop()
+        except KeyboardInterrupt:  # Ctrl-C while the process exits: stop the worker at once
+            w.kill()
 
 
 atexit.register(shutdown)

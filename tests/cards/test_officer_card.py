@@ -277,6 +277,8 @@ def test_pdf_has_the_report_id_and_page_numbers_on_every_page(demo_dir: Path,
     assert 3 <= n <= 40, n
     for i, p in enumerate(pages, 1):
         raw = p.extract_text()
+        # ids print without ligatures ("ff" stays two letters a reader can copy)
+        assert "\ufb00" not in raw, (i, raw[-300:])
         # the footer of every page: the report id and "page i of n" (spacing as extracted)
         assert rid in "".join(raw.split()), (i, raw[-300:])
         assert re.search(rf"page\s*{i}\s*of\s*{n}\b", raw), (i, raw[-300:])

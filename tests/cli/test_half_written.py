@@ -139,7 +139,10 @@ def test_a_signal_mid_audit_leaves_the_previous_audit(previous, sig, code, word)
     env = {**os.environ, "LEA_AUDIT_BACKGROUND": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "lea_ai_audit.cli", "demo", "--rows", "3000",
                              "--out", "out", "-q", "--no-track", "--seed", "7"], cwd=d, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a test runner's worker may ignore SIGINT,
+                            # and a child inherits that (Python then never raises it)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # the demo's new folder exists from its start; wait until the audit itself is running
         deadline = time.monotonic() + 120
