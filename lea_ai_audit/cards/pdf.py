@@ -39,8 +39,9 @@ def chromium_path() -> str | None:
 
 def _footer(report_id: str) -> str:
     rid = _html.escape(report_id, quote=True)
-    return ('<div style="font:8px sans-serif;font-variant-ligatures:none;width:100%;margin:0 12mm;display:flex;'
-            'justify-content:space-between;color:#333"><span>Model card · audit report '
+    return ('<div style="font:8px sans-serif;font-variant-ligatures:none;width:100%;'
+            'margin:0 12mm;display:flex;justify-content:space-between;color:#333">'
+            '<span>Model card · audit report '
             f'{rid}</span><span>page <span class="pageNumber"></span> of '
             '<span class="totalPages"></span></span></div>')
 
