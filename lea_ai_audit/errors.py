@@ -23,6 +23,7 @@ __all__ = [
     "DataError",
     "InputError",
     "LeaAuditError",
+    "LimitError",
     "ModelError",
     "PolicyError",
     "ReportError",
@@ -133,3 +134,8 @@ class PolicyError(LeaAuditError, ValueError):
 
 class ReportError(LeaAuditError, ValueError):
     """A report file cannot be read, has an unknown schema version, or cannot be written."""
+
+
+class LimitError(InputError):
+    """A configured limit was hit (e.g. the time limit of a schema's patterns): the audit stops
+    with the one-line error and exit 2; it never becomes a check's result."""

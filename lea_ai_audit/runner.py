@@ -29,7 +29,7 @@ from typing import Any
 from ._budget import ModelBudgetError
 from ._budget import current as current_meter
 from .context import AuditContext
-from .errors import InputError
+from .errors import InputError, LimitError
 from .policy import Policy, load_policy
 from .results import (
     SCHEMA_VERSION,
@@ -138,8 +138,8 @@ def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None
             t0 = time.perf_counter()
             try:
                 res = check.run(ctx)
-            except ModelBudgetError:
-                raise  # the model overran its budget: the audit ends (exit 2), nothing written
+            except (ModelBudgetError, LimitError):
+                raise  # a limit was hit: the audit ends (exit 2), nothing written
             except Exception as exc:  # a check's own failure: reported, never fatal
                 tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
                 res = CheckResult(

@@ -461,6 +461,13 @@ class _Budget:
         return (f"{label} on {on} could not be evaluated within the {self.seconds:g} s time "
                 f"limit of patterns ({PATTERN_TIMEOUT_ENV})")
 
+    def error(self, label: str, on: str) -> Exception:
+        from .errors import LimitError
+
+        return LimitError(self.message(label, on),
+                          f"simplify the pattern (nested repeats such as (a+)+ backtrack without "
+                          f"end), or raise {PATTERN_TIMEOUT_ENV} (seconds)")
+
 
 @dataclass
 class _PatternOutcome:
@@ -493,10 +500,7 @@ def _without_patterns(schema: Any, data: pd.DataFrame, budget: _Budget, outcome:
         schema = schema.remove_columns([name])
         columns[name] = []
         if budget.spent:
-            outcome.failures.append(SchemaFailure(str(name), "column_name_regex",
-                                                  "pattern timed out", 0))
-            outcome.structural.append(budget.message(label, "the column names"))
-            continue
+            raise budget.error(label, "the column names")
         if not matched:
             if getattr(col, "required", True):
                 outcome.failures.append(SchemaFailure(str(name), "column_name_regex",
@@ -586,9 +590,7 @@ def _check_patterns(schema: Any, data: pd.DataFrame, *, max_examples: int, hidde
         for name, on, values, coerce in targets:
             mask = _evaluate(pat, values, coerce, budget)
             if mask is None:
-                outcome.failures.append(SchemaFailure(name, pat.label, "pattern timed out", 0))
-                outcome.structural.append(budget.message(pat.label, on))
-                continue
+                raise budget.error(pat.label, on)
             if not mask.any() or getattr(pat.check, "raise_warning", False):
                 continue
             outcome.bad_index.update(data.index[mask.to_numpy()].tolist())

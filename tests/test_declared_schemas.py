@@ -458,8 +458,11 @@ def test_a_catastrophic_pattern_finishes_and_reports_the_values() -> None:
     assert f.examples == ("a" * 40 + "!", "b") and v.failing_rows == 2 and not v.structural
 
 
-def test_a_pattern_beyond_the_time_limit_fails_the_check_and_says_so(monkeypatch) -> None:
+def test_a_pattern_beyond_the_time_limit_stops_the_audit_and_says_so(monkeypatch, tmp_path
+                                                                    ) -> None:
     from lea_ai_audit import audit, load_policy
+    from lea_ai_audit.cli import main
+    from lea_ai_audit.errors import LimitError
 
     monkeypatch.setenv(PATTERN_TIMEOUT_ENV, "0.5")
     evil = "(x+x+)+y"  # exponential even for the regex module
@@ -467,23 +470,28 @@ def test_a_pattern_beyond_the_time_limit_fails_the_check_and_says_so(monkeypatch
     data = pd.DataFrame({"reoffended": [0, 1] * (n // 2), "ethnicity": ["a", "b"] * (n // 2),
                          "rearrested": [0, 1, 1, 0] * (n // 4), "s": ["x" * 3000] * n,
                          "t": ["x" * 3000 + "z"] * n})
-    schema = schema_from_yaml(yaml.safe_dump({"columns": {
+    spec = {"columns": {
         "s": {"dtype": "str", "str_contains": evil}, "t": {"dtype": "str", "str_matches": evil},
-        "reoffended": {"dtype": "int64", "in_range": {"min_value": 0, "max_value": 1}}}}))
+        "reoffended": {"dtype": "int64", "in_range": {"min_value": 0, "max_value": 1}}}}
+    schema = schema_from_yaml(yaml.safe_dump(spec))
     t0 = time.perf_counter()
-    v = validate_schema(data, schema)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 3, elapsed  # one budget for the whole validation, not one per pattern
-    assert {f.column for f in v.failures if f.kind == "pattern timed out"} == {"s", "t"}
-    assert all("could not be evaluated within the 0.5 s" in s and PATTERN_TIMEOUT_ENV in s
-               for s in v.structural) and len(v.structural) == 2
+    with pytest.raises(LimitError, match=r"could not be evaluated within the 0\.5 s time "
+                                         r"limit of patterns \(LEA_AUDIT_PATTERN_TIMEOUT\)"):
+        validate_schema(data, schema)
+    assert time.perf_counter() - t0 < 3  # one budget for the whole validation
     policy = load_policy({"id": "t", "version": "1", "title": "t", "requirements": [
         {"id": "schema", "clauses": ["AI Act Art. 10"], "check": "data.schema"}]})
-    rep = audit(data, target="reoffended", sensitive="ethnicity", prediction="rearrested",
-                schema=schema, policy=policy, track=False)
-    (res,) = rep.checks
-    assert res.raw_status.name == "FAIL", res.message
-    assert "could not be evaluated within the 0.5 s time limit" in res.message
+    with pytest.raises(LimitError):  # never an ERROR or FAIL result: the audit stops
+        audit(data, target="reoffended", sensitive="ethnicity", prediction="rearrested",
+              schema=schema, policy=policy, track=False)
+    # through the CLI: one line, exit 2, nothing written
+    data.to_csv(tmp_path / "c.csv", index=False)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    rc = main(["run", "--data", "c.csv", "--target", "reoffended", "--sensitive", "ethnicity",
+               "--prediction-col", "rearrested", "--schema", "s.yaml", "--checks", "data.schema",
+               "--out", "out", "--no-track", "-q"])
+    assert rc == 2 and not (tmp_path / "out").exists()
 
 
 def test_the_time_limit_comes_from_the_environment(monkeypatch) -> None:
