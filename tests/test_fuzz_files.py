@@ -420,6 +420,21 @@ def test_gate_refuses_a_hostile_card_json(world: World, tmp_path: Path, card: by
     assert card_digest(folder) is not None
 
 
+@pytest.mark.parametrize("card", [b"[]", b'"a card"', b'{"metadata": [1]}', b"\xff",
+                                  b'{"metadata": {}, "x": NaN}'])
+def test_card_write_refuses_a_hostile_card_json(world: World, tmp_path: Path, card: bytes
+                                                ) -> None:
+    """``lea-audit card DIR --write`` keeps the metadata of the card.json beside the report:
+    one that is not a model card is the one-line error and the cards stay as they were."""
+    folder = _copy_audit(world, tmp_path)
+    (folder / "card.json").write_bytes(card)
+    (folder / "card.md").write_text("old card", encoding="utf-8")
+    rc, out, err = _cli_in_process("card", folder, "--write")
+    assert "card.json" in _one_error("card --write", rc, out, err)
+    assert (folder / "card.json").read_bytes() == card
+    assert (folder / "card.md").read_text(encoding="utf-8") == "old card"
+
+
 # -- sign-off records -------------------------------------------------------------------------
 def _same_signed(new: Any, old: dict[str, Any]) -> bool:
     """Whether the record ``new`` holds what ``old`` signed: the same signed statement, and

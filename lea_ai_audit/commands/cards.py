@@ -98,6 +98,9 @@ def _write_in_place(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise InputError("card.json beside the report cannot be read",
                              "render it anew with --metadata") from exc
+        if not isinstance(old, dict) or not isinstance(old.get("metadata") or {}, dict):
+            raise InputError("card.json beside the report is not a model card",
+                             "render it anew with --metadata")
     before = card_digest(base)
     card = build_card(base, report_dir=base, figures=True, trust_store=args.trust_store,
                       metadata=args.metadata if args.metadata else (old.get("metadata") or {}))
