@@ -54,7 +54,7 @@ __all__ = ["KINDS", "METADATA_SCHEMA_TITLE", "PARAM_BOUNDS", "PATTERN_CHECKS",
            "pandera_schema", "policy_schema", "schema_for", "validate"]
 
 #: the file kinds :func:`validate` knows
-KINDS = ("policy", "metadata", "trust_store", "population", "pandera_schema")
+KINDS = ("policy", "metadata", "trust_store", "population", "pandera_schema", "review_users")
 
 # -- building blocks ---------------------------------------------------------------------------
 _TEXT: dict[str, Any] = {"type": "string"}
@@ -400,6 +400,29 @@ TRUST_STORE_SCHEMA: dict[str, Any] = {
                           "path": _TEXT}}}}}
 
 
+REVIEW_USERS_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "lea-ai-audit review users",
+    "description": "The officers who may log in to lea-audit review (written by lea-audit "
+                   "review add-user): id, role, scrypt password hash, encrypted key file.",
+    "type": ["object", "null"], "additionalProperties": False,
+    "x-expected": "a users file (a mapping with a list under users:)",
+    "x-fix": "add users with `lea-audit review add-user` (it writes the file)",
+    "properties": {
+        "users": {
+            "type": ["array", "null"], "x-expected": "a list of user entries",
+            "items": {"type": "object", "required": ["id", "role", "password", "key",
+                                                     "fingerprint"],
+                      "x-expected": "a user entry (id:, role:, password:, key:, fingerprint:)",
+                      "properties": {"id": {"type": "string", "minLength": 1},
+                                     "role": {"type": "string", "minLength": 1},
+                                     "password": {"type": "string", "pattern": "^scrypt\\$",
+                                                  "x-expected": "an scrypt hash"},
+                                     "key": {"type": "string", "minLength": 1},
+                                     "fingerprint": {"type": "string", "minLength": 1},
+                                     "added_at": _TEXT}}}}}
+
+
 # -- a pandera YAML schema -------------------------------------------------------------------
 #: pandera checks whose argument is a regular expression, and how it applies to a value
 #: (``re.match`` or ``re.search`` semantics); lea_ai_audit.schema evaluates them itself, with
@@ -524,6 +547,8 @@ def schema_for(kind: str) -> dict[str, Any]:
         return copy.deepcopy(POPULATION_SCHEMA)
     if kind == "pandera_schema":
         return pandera_schema()
+    if kind == "review_users":
+        return copy.deepcopy(REVIEW_USERS_SCHEMA)
     raise ValueError(f"unknown file kind {kind!r}; known: {', '.join(KINDS)}")
 
 
@@ -594,6 +619,7 @@ _KIND_FIX = {
                    "keygen --trust-store` writes them)",
     "population": "write {attribute: {group: share}}, shares between 0 and 1, e.g. ethnicity: "
                   "{majority: 0.8, minority_a: 0.12}",
+    "review_users": "add users with `lea-audit review add-user` (it writes the file)",
     "pandera_schema": "write it with pandera's DataFrameSchema.to_yaml() (pandera's YAML "
                       "format)",
 }

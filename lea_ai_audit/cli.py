@@ -661,7 +661,10 @@ def _error_line(text: str) -> str:
 
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    for fn in _hook("rewrite_argv"):
+        args_list = fn(args_list)
+    args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

@@ -103,11 +103,23 @@ def _population(path: Path) -> Any:
     return audit_kwargs(argparse.Namespace(schema=None, population=str(path)))
 
 
+def _review_users(path: Path) -> Any:
+    from lea_ai_audit.review.users import load_users
+
+    return load_users(path)
+
+
+USERS = {"users": [{"id": "bob", "role": "model-risk-officer",
+                    "password": "scrypt$17$8$1$c2FsdA==$aGFzaA==", "key": "keys/bob.key",
+                    "fingerprint": "sha256:" + "0" * 64,
+                    "added_at": "2026-12-04T10:00:00+00:00"}]}
 LOADERS: dict[str, Callable[[Path], Any]] = {
     "policy": load_policy, "metadata": load_metadata, "trust_store": load_trust_store,
-    "population": _population, "pandera_schema": schema_from_yaml}
+    "population": _population, "pandera_schema": schema_from_yaml,
+    "review_users": _review_users}
 VALID: dict[str, dict[str, Any]] = {"policy": POLICY, "metadata": METADATA, "trust_store": TRUST,
-                                    "population": POPULATION, "pandera_schema": SCHEMA}
+                                    "population": POPULATION, "pandera_schema": SCHEMA,
+                                    "review_users": USERS}
 ERROR = {"policy": PolicyError}
 
 

@@ -5,6 +5,9 @@
 ``add_commands(sub, kit)``
     add subparsers (``sub.add_parser(...)`` with ``set_defaults(func=handler)``); a handler
     takes the parsed ``args`` and returns the exit code.
+``rewrite_argv(argv) -> argv``
+    turn a shorthand into the full command line before it is parsed (``review DIR`` is
+    ``review serve DIR``).
 ``add_audit_options(parser)`` / ``audit_kwargs(args) -> dict``
     options of ``run`` and ``demo``, and the keyword arguments they add to ``audit(...)``.
 ``write_outputs(args, report, folder) -> str``
