@@ -156,7 +156,7 @@ class AuditIndex:
         if self.tracking_uri:
             from .runs import fetch_runs
 
-            for run_id, folder, label in fetch_runs(self.tracking_uri, self.cache):
+            for run_id, folder, label in fetch_runs(self.tracking_uri, self.cache, store):
                 audits.append(load_audit(folder, label, store, run_id=run_id))
         audits.sort(key=lambda a: a.created_at or "", reverse=True)
         with self._lock:

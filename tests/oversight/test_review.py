@@ -13,15 +13,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
+from _review import audit_key, csrf, login, review_server
 
 from lea_ai_audit.cli import main
 from lea_ai_audit.ledger import read_ledger, verify_ledger
@@ -34,12 +31,6 @@ ROLES = {"alice": "data-scientist", "bob": "model-risk-officer",
          "carol": "data-protection-officer", "dave": "model-risk-officer",
          "erin": "model-risk-officer"}
 HOSTILE = "x<script>alert(1)</script>"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -64,58 +55,21 @@ def site(tmp_path_factory: pytest.TempPathFactory):
     for who in ("bob", "carol", "dave", "erin"):
         assert main(["review", "add-user", who, "--role", ROLES[who], "--users", str(users),
                      "--trust-store", str(trust), "--password-env", f"PW_{who.upper()}"]) == 0
-    port = _free_port()
-    log = open(base / "server.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen([sys.executable, "-c", "from lea_ai_audit.cli import main; "
-                             "raise SystemExit(main())", "review", str(root), "--users",
-                             str(users), "--trust-store", str(trust), "--host", "127.0.0.1",
-                             "--port", str(port)], env={**env, "LEA_REVIEW_LOG": "warning"},
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(url + "/login", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the review server did not start: "
-                            + (base / "server.log").read_text())
-            time.sleep(0.2)
+    with review_server([str(root), "--users", str(users), "--trust-store", str(trust)],
+                       log=base / "server.log", env=env) as url:
         yield url, root, trust
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def _csrf(html: str) -> str:
-    m = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert m, html[:500]
-    return m.group(1)
+    return csrf(html)
 
 
 def _login(url: str, who: str, password: str | None = None) -> requests.Session:
-    s = requests.Session()
-    token = _csrf(s.get(url + "/login").text)
-    r = s.post(url + "/login", data={"csrf": token, "user": who,
-                                      "password": password or PASSWORDS[who]},
-               allow_redirects=False)
-    assert r.status_code == 303, r.text[:300]
-    return s
+    return login(url, who, password or PASSWORDS[who])
 
 
 def _key_of(s: requests.Session, url: str, label: str) -> str:
-    html = s.get(url + "/").text
-    m = re.search(r'href="/audit/([0-9a-f]{16})">' + re.escape(label) + "<", html)
-    assert m, html[:2000]
-    return m.group(1)
+    return audit_key(s, url, label)
 
 
 def _gate(folder: Path, trust: Path) -> int:
@@ -332,3 +286,29 @@ def test_sessions_expire() -> None:
         time.sleep(0.1)
         sessions.get(s.sid)
     assert sessions.get(s.sid) is None  # in use, but past its lifetime
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["review", "serve"], "nothing to review"),
+    (["review", "{root}", "--users", "{base}/none.yaml"], "no officer can log in"),
+    (["review", "{root}", "--users", "{users}", "--host", "0.0.0.0"], "not a loopback"),
+    (["review", "{root}", "--users", "{users}", "--tls-cert", "c.pem"], "go together"),
+    (["review", "{base}/missing"], "no folder"),
+    (["review", "add-user", "zed", "--role", "r", "--users", "{users}", "--password-env",
+      "PW_SHORT"], "at least 12"),
+    (["review", "add-user", "bob", "--role", "r", "--users", "{users}", "--password-env",
+      "PW_BOB"], "already in"),
+    (["review", "add-user", "zed", "--role", "r", "--users", "{users}"], "no terminal"),
+])
+def test_bad_review_commands_are_one_line_errors(site, argv, says, capsys, monkeypatch
+                                                 ) -> None:
+    _url, root, _trust = site
+    base = root.parent
+    monkeypatch.setenv("PW_SHORT", "short")
+    monkeypatch.setattr("sys.stdin", open(os.devnull))  # noqa: SIM115 - not a terminal
+    before = (base / "users.yaml").read_bytes()
+    args = [a.format(root=root, base=base, users=base / "users.yaml") for a in argv]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and says in err and err.count("\n") == 1, err
+    assert (base / "users.yaml").read_bytes() == before  # nothing written half-way
