@@ -40,7 +40,8 @@ def review_server(args: list[str], *, log: Path, env: Mapping[str, str] | None =
         deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(url + "/login", timeout=2).status_code == 200:
+                if requests.get(url + "/login", timeout=2,
+                                allow_redirects=False).status_code in (200, 303):
                     break
             except requests.ConnectionError:
                 pass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          "passwords would cross the network in clear",
                          "pass --tls-cert and --tls-key, or serve on 127.0.0.1 behind a "
                          "TLS proxy")
+    if args.sso_header is not None:
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", args.sso_header):
+            raise InputError(f"--sso-header {args.sso_header!r} is not a header name",
+                             "pass the header your proxy sets, e.g. X-Forwarded-User")
+        if not _loopback(args.host):
+            raise InputError(f"--sso-header needs --host on this machine (not {args.host}): the "
+                             "header is trusted only from a proxy on the same host",
+                             "serve on 127.0.0.1 and let the proxy (e.g. oauth2-proxy) "
+                             "listen for the officers")
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port} is not a port", "pass 1-65535")
     _need_extra()
@@ -81,10 +91,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
                        trust_store=Path(args.trust_store) if args.trust_store else None,
                        tracking_uri=args.tracking_uri, ledger=args.ledger, cache=cache,
                        secure_cookies=bool(args.tls_cert), allowed_hosts=hosts,
-                       session_idle=args.session_minutes * 60.0)
+                       session_idle=args.session_minutes * 60.0,
+                       sso_header=args.sso_header, sso_logout=args.sso_logout_url)
     scheme = "https" if args.tls_cert else "http"
-    print(f"review: {scheme}://{args.host}:{args.port}/ (officers from {users}; Ctrl-C stops)",
-          flush=True)
+    how = (f"single sign-on by the {args.sso_header} header of a proxy on this host"
+           if args.sso_header else "password")
+    print(f"review: {scheme}://{args.host}:{args.port}/ (officers from {users}, log in by "
+          f"{how}; Ctrl-C stops)", flush=True)
     serve(cfg, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key)
     return 0
 
@@ -157,6 +170,13 @@ def add_commands(sub: Any, kit: Any) -> None:
                    help="a Host header to accept besides --host (the name officers type)")
     s.add_argument("--session-minutes", type=float, default=15.0,
                    help="log an officer out after this many idle minutes (default 15)")
+    s.add_argument("--sso-header", metavar="NAME",
+                   help="single sign-on: trust this header, set by an authenticating proxy on "
+                        "this host (e.g. oauth2-proxy's X-Forwarded-User), to name the officer; "
+                        "signing still needs the officer's key password")
+    s.add_argument("--sso-logout-url", metavar="URL", default="/oauth2/sign_out",
+                   help="where Log out goes with --sso-header (default: oauth2-proxy's "
+                        "/oauth2/sign_out)")
     kit.add_verbose(s)
     s.set_defaults(func=cmd_serve)
 

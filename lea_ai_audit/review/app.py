@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LeaAuditError
-from .security import CARD_HEADERS, COOKIE, PAGE_HEADERS, RateLimit, Session, Sessions
+from .security import CARD_HEADERS, COOKIE, PAGE_HEADERS, BodyLimit, RateLimit, Session, Sessions
 
 _HERE = Path(__file__).resolve().parent
 EXPIRY_CHOICES = ("", "30", "90", "180", "365")
@@ -37,6 +37,12 @@ class ReviewConfig:
     session_idle: float = 900.0
     session_lifetime: float = 8 * 3600.0
     login_limit: int = 5
+    #: single sign-on: the request header in which an authenticating proxy on this machine
+    #: (e.g. oauth2-proxy in front of the force's OIDC provider) names the logged-in officer;
+    #: None: officers log in with the password of their local account
+    sso_header: str | None = None
+    #: where "Log out" sends an officer in single sign-on (the proxy's sign-out page)
+    sso_logout: str = "/oauth2/sign_out"
 
 
 def _ledger_path(cfg: ReviewConfig, folder: Path | None) -> Path | None:
@@ -100,8 +106,26 @@ def create_app(cfg: ReviewConfig) -> Any:
                 fix: str = "") -> Response:
         return page(request, "error.html", session, status=status, what=what, fix=fix)
 
+    def sso_user(request: Request) -> str | None:
+        """The officer the single sign-on proxy names, if the request came through it (from
+        this machine) and that officer has an account here."""
+        if not cfg.sso_header or client_of(request) not in ("127.0.0.1", "::1"):
+            return None
+        who = request.headers.get(cfg.sso_header, "").strip()[:200]
+        return who if who and who in load_users(cfg.users) else None
+
     def officer(request: Request) -> Session | None:
         s = sessions.get(request.cookies.get(COOKIE))
+        if cfg.sso_header:
+            who = sso_user(request)
+            if who is None:
+                return None
+            if s is None or s.user != who:  # the proxy's word, not an old cookie, decides
+                if s is not None:
+                    sessions.end(s.sid)
+                s = sessions.new(who)
+                record("login", request, who, via=f"single sign-on ({cfg.sso_header})")
+            return s
         return s if s is not None and s.user else None
 
     async def form_of(request: Request) -> tuple[Session | None, Any]:
@@ -114,16 +138,34 @@ def create_app(cfg: ReviewConfig) -> Any:
         s = sessions.get(request.cookies.get(COOKIE))
         if not Sessions.csrf_ok(s, form.get("csrf")):
             return None, "the form's security token is missing or not this session's"
+        if cfg.sso_header and (s is None or s.user != sso_user(request)):
+            return None, "the single sign-on proxy does not name this session's officer"
         return s, form
 
     # -- login ------------------------------------------------------------------------------
+    def sso_refused(request: Request) -> Response:
+        who = request.headers.get(cfg.sso_header or "", "").strip()[:200]
+        record("login-refused", request, who or None,
+               reason=f"single sign-on: no officer account for {who!r}" if who
+               else f"single sign-on: no {cfg.sso_header} header from a proxy on this host")
+        fix = ("ask the administrator to add your account with `lea-audit review add-user`"
+               if who else "open this page through your force's single sign-on")
+        return page(request, "error.html", None, status=401,
+                    what="You are not logged in: the single sign-on names "
+                         + (f"{who!r}, who has no officer account here" if who
+                            else "no officer"), fix=fix)
+
     async def login_page(request: Request) -> Response:
+        if cfg.sso_header:
+            return RedirectResponse("/", status_code=303, headers=PAGE_HEADERS)
         s = sessions.get(request.cookies.get(COOKIE)) or sessions.new()
         if s.user:
             return RedirectResponse("/", status_code=303)
         return page(request, "login.html", s, error="")
 
     async def login(request: Request) -> Response:
+        if cfg.sso_header:
+            return refused(request, None, 403, "officers log in through the single sign-on")
         s, form = await form_of(request)
         if s is None:
             return refused(request, sessions.new(), 403, form,
@@ -164,18 +206,21 @@ def create_app(cfg: ReviewConfig) -> Any:
             return refused(request, None, 403, form)
         await run_in_threadpool(record, "logout", request, s.user)
         sessions.end(s.sid)
-        resp = RedirectResponse("/login", status_code=303, headers=PAGE_HEADERS)
+        resp = RedirectResponse(cfg.sso_logout if cfg.sso_header else "/login",
+                                status_code=303, headers=PAGE_HEADERS)
         resp.delete_cookie(COOKIE, path="/")
         return resp
 
     # -- pages ------------------------------------------------------------------------------
-    def to_login() -> Response:
+    def to_login(request: Request) -> Response:
+        if cfg.sso_header:
+            return sso_refused(request)
         return RedirectResponse("/login", status_code=303, headers=PAGE_HEADERS)
 
     async def home(request: Request) -> Response:
         s = officer(request)
         if s is None:
-            return to_login()
+            return to_login(request)
         audits = await run_in_threadpool(index.listing)
         await run_in_threadpool(record, "view-list", request, s.user, None, count=len(audits))
         return page(request, "list.html", s, audits=audits, trust=cfg.trust_store is not None)
@@ -210,7 +255,7 @@ def create_app(cfg: ReviewConfig) -> Any:
     async def audit_page(request: Request) -> Response:
         s = officer(request)
         if s is None:
-            return to_login()
+            return to_login(request)
         return await run_in_threadpool(_audit_page, request, s, request.path_params["key"],
                                        "", 200, {})
 
@@ -434,8 +479,8 @@ def create_app(cfg: ReviewConfig) -> Any:
               Route("/audit/{key:str}/confirm", confirm, methods=["POST"]),
               Route("/audit/{key:str}/sign", sign, methods=["POST"])]
     return Starlette(routes=routes, exception_handlers={404: not_found},
-                     max_body_size=256 * 1024,
-                     middleware=[Middleware(TrustedHostMiddleware,
+                     middleware=[Middleware(BodyLimit, limit=256 * 1024),
+                                 Middleware(TrustedHostMiddleware,
                                             allowed_hosts=cfg.allowed_hosts)])
 
 

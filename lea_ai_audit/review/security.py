@@ -162,3 +162,58 @@ CARD_HEADERS = {**PAGE_HEADERS,
                 "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; "
                                             "img-src data:; frame-ancestors 'self'; sandbox"),
                 "X-Frame-Options": "SAMEORIGIN"}
+
+
+class BodyLimit:
+    """ASGI middleware: a request body beyond ``limit`` bytes is refused with 413 (by its
+    Content-Length before anything is read, or as it streams in)."""
+
+    def __init__(self, app: Any, limit: int = 256 * 1024) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await self._refuse(send)
+                    return
+        seen = 0
+        started = False
+
+        async def counted() -> Any:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _TooBig
+            return msg
+
+        async def tracked(msg: Any) -> None:
+            nonlocal started
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooBig:
+            if not started:
+                await self._refuse(send)
+
+    @staticmethod
+    async def _refuse(send: Any) -> None:
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")]
+                    + [(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.items()]})
+        await send({"type": "http.response.body", "body": b"request too large"})
+
+
+class _TooBig(Exception):
+    pass

@@ -294,6 +294,9 @@ def test_sessions_expire() -> None:
     (["review", "{root}", "--users", "{users}", "--host", "0.0.0.0"], "not a loopback"),
     (["review", "{root}", "--users", "{users}", "--tls-cert", "c.pem"], "go together"),
     (["review", "{base}/missing"], "no folder"),
+    (["review", "{root}", "--users", "{users}", "--sso-header", "X-Forwarded-User", "--host",
+      "0.0.0.0", "--tls-cert", "c.pem", "--tls-key", "k.pem"], "proxy on the same host"),
+    (["review", "{root}", "--users", "{users}", "--sso-header", "X User:"], "not a header"),
     (["review", "add-user", "zed", "--role", "r", "--users", "{users}", "--password-env",
       "PW_SHORT"], "at least 12"),
     (["review", "add-user", "bob", "--role", "r", "--users", "{users}", "--password-env",
@@ -312,3 +315,78 @@ def test_bad_review_commands_are_one_line_errors(site, argv, says, capsys, monke
     err = capsys.readouterr().err
     assert err.startswith("error: ") and says in err and err.count("\n") == 1, err
     assert (base / "users.yaml").read_bytes() == before  # nothing written half-way
+
+
+def test_single_sign_on_trusts_the_proxy_header_and_signing_still_needs_the_password(
+        site, tmp_path: Path) -> None:
+    """--sso-header: an authenticating proxy on this host (e.g. oauth2-proxy before the
+    force's OIDC provider) names the officer; no header, or an officer without an account,
+    is refused; the key password still unlocks the signature."""
+    from lea_ai_audit.signoff import check_signoffs
+
+    _url, root, trust = site
+    base = root.parent
+    mine = tmp_path / "audits"
+    shutil.copytree(root / "failing", mine / "failing",
+                    ignore=shutil.ignore_patterns("signoffs", ".review-cache"))
+    with review_server([str(mine), "--users", str(base / "users.yaml"), "--trust-store",
+                        str(trust), "--sso-header", "X-Forwarded-User"],
+                       log=tmp_path / "sso.log") as url:
+        anon = requests.Session()
+        r = anon.get(url + "/")
+        assert r.status_code == 401 and "names no officer" in r.text
+        r = anon.get(url + "/", headers={"X-Forwarded-User": "mallory"})
+        assert r.status_code == 401 and "has no officer account" in r.text
+        r = anon.post(url + "/login", data={"user": "dave", "password": PASSWORDS["dave"]})
+        assert r.status_code == 403  # no password login beside the single sign-on
+        dave = requests.Session()
+        dave.headers["X-Forwarded-User"] = "dave"
+        home = dave.get(url + "/")
+        assert home.status_code == 200 and "logged in as <b>dave</b>" in home.text
+        key = audit_key(dave, url, "failing")
+        token = csrf(dave.get(f"{url}/audit/{key}").text)
+        # the proxy now names erin: dave's cookie and token do not carry over
+        r = dave.post(f"{url}/audit/{key}/confirm", headers={"X-Forwarded-User": "erin"},
+                      data={"csrf": token, "decision": "reject", "comment": "x"})
+        assert r.status_code == 403
+        token = csrf(dave.get(f"{url}/audit/{key}").text)
+        confirm = dave.post(f"{url}/audit/{key}/confirm", data={
+            "csrf": token, "decision": "reject", "comment": "FPR gap too large"})
+        assert confirm.status_code == 200
+        g = re.search(r'name="grant" value="([^"]+)"', confirm.text).group(1)
+        r = dave.post(f"{url}/audit/{key}/sign", data={"csrf": token, "grant": g,
+                                                        "password": "not his"})
+        assert r.status_code == 401
+        g = re.search(r'name="grant" value="([^"]+)"', r.text).group(1)
+        r = dave.post(f"{url}/audit/{key}/sign", allow_redirects=False, data={
+            "csrf": token, "grant": g, "password": PASSWORDS["dave"]})
+        assert r.status_code == 303
+    verdict = check_signoffs(mine / "failing", trust_store=trust)
+    assert [(c.reviewer, c.decision, c.state) for c in verdict.checks] == \
+        [("dave", "reject", "valid")]
+    logins = [e["data"] for e in read_ledger(mine / "ledger.jsonl")
+              if e["kind"] == "review" and e["data"]["action"].startswith("login")]
+    assert {"dave", "mallory", None} <= {e["user"] for e in logins}
+    assert any("single sign-on" in (e.get("via") or "") for e in logins)
+
+
+def test_the_proxy_header_is_ignored_from_another_machine_and_big_bodies_are_refused(
+        site) -> None:
+    """In-process (starlette's TestClient, whose client address is not loopback): the
+    header alone logs no one in; a body beyond 256 KB is refused before it is parsed."""
+    from starlette.testclient import TestClient
+
+    from lea_ai_audit.review.app import ReviewConfig, create_app
+
+    _url, root, trust = site
+    cfg = ReviewConfig(root=root, users=root.parent / "users.yaml", trust_store=trust,
+                       ledger="off", sso_header="X-Forwarded-User",
+                       allowed_hosts=["testserver"])
+    with TestClient(create_app(cfg)) as c:
+        r = c.get("/", headers={"X-Forwarded-User": "dave"})
+        assert r.status_code == 401
+    with TestClient(create_app(ReviewConfig(root=root, users=root.parent / "users.yaml",
+                                            ledger="off", allowed_hosts=["testserver"]))) as c:
+        r = c.post("/login", content=b"user=" + b"a" * 300_000,
+                   headers={"content-type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 413 and r.headers["x-frame-options"] == "DENY"
