@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from typing import Any
 
@@ -18,6 +19,10 @@ def _short(text: str, n: int = 34) -> str:
 #: figures being drawn by the worker process, by report id (see :func:`prefetch`)
 _PREFETCHED: dict[str, Any] = {}
 _KEEP = 4
+#: figures already drawn in this process, by the digest of their inputs (a card is rendered
+#: again at every sign-off, gate and page view of the same report: the same PNG bytes)
+_DRAWN: dict[str, list[tuple[str, str, bytes]]] = {}
+_KEEP_DRAWN = 8
 
 
 def _inputs(checks: Any, reference_groups: Any
@@ -80,16 +85,21 @@ def group_figures(report: Any) -> list[tuple[str, str, bytes]]:
     from .. import _background
 
     inputs = _inputs(report.checks, report.subject.get("reference_groups"))
+    digest = _digest(inputs)
+    figures = _DRAWN.pop(digest, None)
     pending = _PREFETCHED.pop(getattr(report, "report_id", ""), None)
     if pending is not None:
-        digest, job = pending
-        if digest == _digest(inputs):
-            try:
-                return list(job.result())
-            except _background.BackgroundUnavailable:
-                pass  # drawn here instead: the same figures
-        job.close()
-    return draw_group_figures(*inputs)
+        if figures is None and pending[0] == digest:
+            # without the worker's answer they are drawn here instead: the same figures
+            with contextlib.suppress(_background.BackgroundUnavailable):
+                figures = list(pending[1].result())
+        pending[1].close()
+    if figures is None:
+        figures = draw_group_figures(*inputs)
+    _DRAWN[digest] = figures  # most recently used last
+    while len(_DRAWN) > _KEEP_DRAWN:
+        _DRAWN.pop(next(iter(_DRAWN)))
+    return list(figures)
 
 
 def draw_group_figures(tables: list[tuple[str, dict[str, Any], str, int]],

@@ -27,11 +27,12 @@ def _need_extra() -> None:
     from ..errors import InputError
 
     try:
-        import multipart  # noqa: F401
+        import python_multipart  # noqa: F401 - starlette's form parser (python-multipart)
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        raise InputError(f"the review page needs {exc.name}, which is not installed",
+        name = {"python_multipart": "python-multipart"}.get(exc.name or "", exc.name)
+        raise InputError(f"the review page needs {name}, which is not installed",
                          "pip install 'lea-ai-audit[review]'") from None
 
 

@@ -390,3 +390,15 @@ def test_the_proxy_header_is_ignored_from_another_machine_and_big_bodies_are_ref
         r = c.post("/login", content=b"user=" + b"a" * 300_000,
                    headers={"content-type": "application/x-www-form-urlencoded"})
         assert r.status_code == 413 and r.headers["x-frame-options"] == "DENY"
+
+
+def test_without_the_review_extra_the_command_says_what_to_install(site, capsys, monkeypatch
+                                                                   ) -> None:
+    import sys
+
+    _url, root, _trust = site
+    monkeypatch.setitem(sys.modules, "python_multipart", None)  # as if not installed
+    assert main(["review", str(root), "--users", str(root.parent / "users.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: the review page needs python-multipart, which is not installed "
+                   "— pip install 'lea-ai-audit[review]'\n"), err
