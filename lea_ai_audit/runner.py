@@ -5,14 +5,16 @@ Examples
 >>> from lea_ai_audit import audit
 >>> from lea_ai_audit.datasets import make_police_triage
 >>> df = make_police_triage(n_rows=4000, seed=1)
+>>> df["risk"] = df["prior_contacts"].rank(pct=True)  # a vendor's score, for the example
 >>> rep = audit(df, target="reoffended", sensitive=["ethnicity", "sex"],
-...             score="vendor_score", checks=["fairness.disparity"])
+...             score="risk", checks=["fairness.disparity"], track=False)
 >>> rep.status.value in {"pass", "warn", "fail"}
 True
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
@@ -41,7 +43,9 @@ from .results import (
     safe_filename,
 )
 
-__all__ = ["Audit", "audit"]
+__all__ = ["Audit", "LedgerWarning", "audit"]
+
+log = logging.getLogger("lea_ai_audit")
 
 #: progress(index, total, requirement_id, result_or_None): called before and after each check
 ProgressFn = Callable[[int, int, str, CheckResult | None], None]
@@ -107,9 +111,7 @@ def _apply_requirement(res: CheckResult, req: Any, duration: float, report_id: s
 
 def _log_note(text: str) -> None:
     """Progress of a long audit, for a caller without a progress display (logging, INFO)."""
-    import logging
-
-    logging.getLogger("lea_ai_audit").info(text)
+    log.info(text)
 
 
 def run_policy(ctx: AuditContext, policy: Policy, *, progress: ProgressFn | None = None,
@@ -219,12 +221,15 @@ class Audit:
 
     def run(self, data: Any, *, reference: Any = None, progress: ProgressFn | None = None,
             out: str | os.PathLike[str] | None = None,
-            card_formats: Sequence[str] = ("html", "md", "json")) -> AuditReport:
+            card_formats: Sequence[str] = ("html", "md", "json"),
+            ledger: str | os.PathLike[str] | bool | None = None) -> AuditReport:
         """Audit ``data`` and return the report.
 
         With ``out`` the report, its evidence and the model cards (``card_formats``; add
-        ``"pdf"`` for card.pdf) are saved there. The audit is logged to MLflow unless
-        ``track`` is False (see :mod:`lea_ai_audit.tracking`).
+        ``"pdf"`` for card.pdf) are saved there, and the assessment is appended to the ledger
+        (``ledger``: a path, ``False``/``"off"`` for none; default ``$LEA_AUDIT_LEDGER``, else
+        ``ledger.jsonl`` beside ``out``, as ``lea-audit run`` does). The audit is logged to
+        MLflow unless ``track`` is False (see :mod:`lea_ai_audit.tracking`).
         """
         report = self._run(data, reference=reference, progress=progress)
         if out is not None:
@@ -234,6 +239,7 @@ class Audit:
             with staged_folder(out) as folder:  # switched whole: the old audit or the new one
                 report.save(folder)
                 write_cards(report, folder, report_dir=folder, formats=tuple(card_formats))
+            _record(report, out, ledger)
         from .tracking import track_report
 
         track_report(report, out=out, track=self.track)
@@ -274,6 +280,32 @@ class Audit:
             duration_s=time.perf_counter() - t0)
 
 
+def _record(report: AuditReport, out: str | os.PathLike[str],
+            ledger: str | os.PathLike[str] | bool | None) -> None:
+    """Append the saved audit to its ledger; a ledger that cannot be written is a
+    :class:`LedgerWarning` (the report is saved; ``lea-audit gate`` will say it is missing)."""
+    import warnings
+
+    from .errors import LeaAuditError
+    from .ledger import default_ledger_path, record_assessment
+
+    if ledger is False:
+        return
+    path = default_ledger_path(out, ledger=None if ledger is True else ledger)
+    if path is None:
+        return
+    try:
+        entry = record_assessment(path, report, report_dir=out)
+    except (LeaAuditError, OSError) as exc:
+        warnings.warn(f"ledger {path} not written: {exc}", LedgerWarning, stacklevel=3)
+        return
+    log.info("ledger: %s (entry %s, head %s)", path, entry["seq"], entry["hash"])
+
+
+class LedgerWarning(UserWarning):
+    """The audit was saved but could not be appended to its ledger."""
+
+
 def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any = None,
           prediction: str | None = None, score: str | None = None, reference: Any = None,
           reference_groups: Mapping[str, Any] | None = None, policy: Policy | str | None = None,
@@ -285,7 +317,8 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
           declared_population: Mapping[str, Mapping[str, float]] | None = None,
           progress: ProgressFn | None = None, out: str | os.PathLike[str] | None = None,
           track: bool | str = True,
-          card_formats: Sequence[str] = ("html", "md", "json")) -> AuditReport:
+          card_formats: Sequence[str] = ("html", "md", "json"),
+          ledger: str | os.PathLike[str] | bool | None = None) -> AuditReport:
     """Audit a model, or a vendor's predictions and scores, against a policy pack.
 
     Parameters
@@ -332,7 +365,11 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
         census): each group's share of the data is compared with it (data-quality check).
     out : path, optional
         Save report.json, its evidence files and the model cards (card.html, card.md,
-        card.json) in this directory.
+        card.json) in this directory, and append the assessment to the ledger.
+    ledger : path or bool, optional
+        With ``out``: the hash-chained ledger the assessment is appended to, as ``lea-audit
+        run`` does (default ``$LEA_AUDIT_LEDGER``, else ``ledger.jsonl`` in the folder that
+        holds ``out``; ``False`` or ``"off"``: none). Without ``out`` nothing is written.
     card_formats : list of str
         The cards written with ``out``: any of ``html``, ``md``, ``json`` and ``pdf`` (printed
         by headless Chromium; needs Playwright and a Chromium, see :mod:`lea_ai_audit.cards.pdf`).
@@ -359,8 +396,10 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
     >>> from lea_ai_audit import audit
     >>> from lea_ai_audit.datasets import make_police_triage
     >>> df = make_police_triage(n_rows=3000, seed=0)
+    >>> df["risk"] = df["prior_contacts"].rank(pct=True)  # a vendor's score, for the example
+    >>> df["flagged"] = (df["risk"] > 0.7).astype(int)
     >>> report = audit(df, target="reoffended", sensitive=["ethnicity", "sex"],
-    ...                prediction="vendor_flag", score="vendor_score")
+    ...                prediction="flagged", score="risk", track=False)
     >>> report.status.value in {"pass", "warn", "fail", "error"}
     True
     """
@@ -380,7 +419,7 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
                            attestations=attestations, model_file=model_file,
                            data_source=data_source, decisions=decisions, schema=schema,
                            metadata=metadata, declared_population=declared_population,
-                           track=track)
+                           track=track, ledger=ledger)
     return Audit(target=target, sensitive=sensitive, model=model, prediction=prediction,
                  score=score, reference_groups=reference_groups, policy=policy, checks=checks,
                  author=author, seed=seed, features=features, threshold=threshold,
@@ -389,4 +428,4 @@ def audit(data: Any, *, target: str, sensitive: Sequence[str] | str, model: Any 
                  schema=schema, metadata=metadata, declared_population=declared_population,
                  track=track).run(
                      data, reference=reference, progress=progress, out=out,
-                     card_formats=card_formats)
+                     card_formats=card_formats, ledger=ledger)

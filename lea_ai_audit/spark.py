@@ -757,7 +757,7 @@ class SparkAudit(Audit):
 
 def audit_spark(sdf: Any, *, reference: Any = None, sample_rows: int = 200_000,
                 min_per_group: int = 200, reference_rows: int | None = None,
-                progress: ProgressFn | None = None, out: Any = None,
+                progress: ProgressFn | None = None, out: Any = None, ledger: Any = None,
                 **audit_kwargs: Any) -> AuditReport:
     """Audit the predictions and scores in a Spark DataFrame against a policy pack.
 
@@ -776,4 +776,5 @@ def audit_spark(sdf: Any, *, reference: Any = None, sample_rows: int = 200_000,
     """
     return SparkAudit(sample_rows=sample_rows, min_per_group=min_per_group,
                       reference_rows=reference_rows, **audit_kwargs).run(
-                          sdf, reference=reference, progress=progress, out=out)
+                          sdf, reference=reference, progress=progress, out=out,
+                          ledger=ledger)

@@ -343,3 +343,42 @@ def test_an_undecided_blocking_requirement_opens_only_by_signed_waiver(
     assert _gate(capsys, tmp_path / "v", keys)[0] == 1
     rc, out, _ = _gate(capsys, tmp_path / "v", keys, "--accept-waivers")
     assert rc == 0 and "OPEN by signed waiver" in out and "explanation-additivity" in out
+
+
+def test_the_python_api_appends_to_the_ledger_and_the_gate_finds_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """audit(..., out=) records the assessment as `lea-audit run` does: beside the folder by
+    default, where the gate looks; ledger= names another; False writes none."""
+    import warnings
+
+    from lea_ai_audit import audit
+    from lea_ai_audit.datasets import make_police_triage
+    from lea_ai_audit.gate import _ledger_check
+    from lea_ai_audit.runner import LedgerWarning
+
+    monkeypatch.delenv("LEA_AUDIT_LEDGER", raising=False)
+    df = make_police_triage(n_rows=3000, seed=0)
+    df["risk"] = df["prior_contacts"].rank(pct=True)
+    df["flagged"] = (df["risk"] > 0.7).astype(int)
+    kw = {"target": "reoffended", "sensitive": ["sex"], "prediction": "flagged",
+          "score": "risk", "checks": ["performance"], "track": False}
+    rep = audit(df, out=tmp_path / "audits" / "m1", **kw)
+    (entry,) = read_ledger(tmp_path / "audits" / "ledger.jsonl")
+    assert entry["kind"] == "assessment" and entry["data"]["report_id"] == rep.report_id
+    assert entry["data"]["report_digest"] == rep.digest()
+    check, _ = _ledger_check(tmp_path / "audits" / "m1", rep, None, ledger=None,
+                             expect_head=None, checkpoint=None)
+    assert check.ok, check.reasons  # the gate's own ledger check finds the assessment
+    other = tmp_path / "elsewhere.jsonl"
+    rep2 = audit(df, out=tmp_path / "audits" / "m2", ledger=other, **kw)
+    assert [e["data"]["report_id"] for e in read_ledger(other)] == [rep2.report_id]
+    audit(df, out=tmp_path / "audits" / "m3", ledger=False, **kw)
+    assert len(read_ledger(tmp_path / "audits" / "ledger.jsonl")) == 1
+    audit(df, **kw)  # nothing saved: nothing recorded
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "ledger.jsonl").mkdir()  # cannot be appended to
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audit(df, out=tmp_path / "ro" / "m4", **kw)
+    assert (tmp_path / "ro" / "m4" / "report.json").is_file()  # the report is kept
+    assert any(issubclass(w.category, LedgerWarning) for w in caught)
