@@ -54,7 +54,8 @@ __all__ = ["KINDS", "METADATA_SCHEMA_TITLE", "PARAM_BOUNDS", "PATTERN_CHECKS",
            "pandera_schema", "policy_schema", "schema_for", "validate"]
 
 #: the file kinds :func:`validate` knows
-KINDS = ("policy", "metadata", "trust_store", "population", "pandera_schema", "review_users")
+KINDS = ("policy", "metadata", "trust_store", "population", "pandera_schema", "review_users",
+         "config")
 
 # -- building blocks ---------------------------------------------------------------------------
 _TEXT: dict[str, Any] = {"type": "string"}
@@ -549,6 +550,10 @@ def schema_for(kind: str) -> dict[str, Any]:
         return pandera_schema()
     if kind == "review_users":
         return copy.deepcopy(REVIEW_USERS_SCHEMA)
+    if kind == "config":
+        from .config import config_schema
+
+        return config_schema()
     raise ValueError(f"unknown file kind {kind!r}; known: {', '.join(KINDS)}")
 
 
@@ -620,6 +625,8 @@ _KIND_FIX = {
     "population": "write {attribute: {group: share}}, shares between 0 and 1, e.g. ethnicity: "
                   "{majority: 0.8, minority_a: 0.12}",
     "review_users": "add users with `lea-audit review add-user` (it writes the file)",
+    "config": "each key is a long option of the command without its dashes (see `lea-audit "
+              "run --help`, `lea-audit gate --help`)",
     "pandera_schema": "write it with pandera's DataFrameSchema.to_yaml() (pandera's YAML "
                       "format)",
 }

@@ -389,6 +389,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ._io import sha256_file
     from .errors import InputError
 
+    missing = [f"--{o}" for o in ("data", "target", "sensitive") if not getattr(args, o)]
+    if missing:
+        raise InputError(f"`lea-audit run` needs {', '.join(missing)}",
+                         "pass them, or set them under `run:` in lea-audit.yaml")
     _check_audit_outputs(args)
 
     if not args.prediction_col and not args.score_col and not args.model:
@@ -429,7 +433,11 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
     from . import gate as gate_mod
     from ._io import check_output
+    from .errors import InputError
 
+    if not args.report:
+        raise InputError("no audit to gate", "pass the audit folder (or its report.json), or "
+                                             "set `report:` under `gate:` in lea-audit.yaml")
     if args.junit:  # an input, or a file lea-audit did not write, is never overwritten
         rp = Path(args.report)
         check_output(args.junit, option="--junit", kind="junit", force=args.force,
@@ -512,6 +520,12 @@ def _add_verbose(p: argparse.ArgumentParser) -> None:
                    help="show tracebacks on errors")
 
 
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE",
+                   help="the configuration file (default: $LEA_AUDIT_CONFIG, ./lea-audit.yaml, "
+                        "or [tool.lea-audit] in ./pyproject.toml); the command line wins")
+
+
 def _add_force(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="overwrite an output file that lea-audit did not write (an input of "
@@ -554,8 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="audit predictions and scores in a CSV/Parquet file")
-    p.add_argument("--data", required=True, help="CSV or Parquet file with one case per row")
-    p.add_argument("--target", required=True, help="column with the observed outcome (0/1)")
+    p.add_argument("--data", help="CSV or Parquet file with one case per row (required, here "
+                                  "or in the configuration file)")
+    p.add_argument("--target", help="column with the observed outcome (0/1) (required)")
     p.add_argument("--model", metavar="FILE|URI",
                    help="the model to audit: a .skops file, or an MLflow URI "
                         "models:/NAME/VERSION or runs:/ID/PATH logged with "
@@ -577,8 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0.5, for probabilities: give scores on another scale, "
                         "e.g. 0-100, their own cut-off)")
     p.add_argument("--positive-label", help="the target's positive value if not 0/1")
-    p.add_argument("--sensitive", action="append", required=True,
-                   help="a sensitive attribute column (repeatable)")
+    p.add_argument("--sensitive", action="append",
+                   help="a sensitive attribute column (repeatable; required)")
     p.add_argument("--reference-group", action="append", metavar="ATTR=VALUE",
                    help="group to compare against (default: the largest group)")
     p.add_argument("--reference", metavar="FILE", help="training/reference data (CSV/Parquet)")
@@ -586,16 +601,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only checks whose id starts with PREFIX (e.g. fairness)")
     p.add_argument("--out", default="audit", help="output directory (default audit)")
     _add_common(p)
+    _add_config(p)
     _add_verbose(p)
     for fn in _hook("add_audit_options"):
         fn(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("gate", help="exit 0 if an audit passed, 1 if not (for CI)")
-    p.add_argument("report", help="report.json (or the directory holding it)")
+    p.add_argument("report", nargs="?",
+                   help="report.json (or the directory holding it); or `report:` under "
+                        "`gate:` in the configuration file")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test per requirement")
     _add_force(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no table")
+    _add_config(p)
     _add_verbose(p)
     for fn in _hook("add_gate_options"):
         fn(p)
@@ -671,6 +690,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     from .errors import LeaAuditError
 
     try:
+        from .config import apply_config
+
+        used = apply_config(parser, args_list, args)
+        if used is not None and not getattr(args, "quiet", False):
+            sys.stderr.write(f"config: {used}\n")
         return int(args.func(args))
     except LeaAuditError as exc:
         if args.verbose:

@@ -1,13 +1,13 @@
 """Every file lea-audit reads is checked against a declared schema (issue #23 point 5), and
 the patterns a data schema brings run under a time limit (#23 point 1).
 
-The five kinds: a policy pack, the model-card metadata, a trust store, a declared population,
-a pandera YAML schema. A bad value — of the wrong type, negative, out of range, empty, under an
-unknown key — is refused with the loader's typed error and one line that names the field as a
-path and the value received; through the CLI, exit code 2 and one ``error:`` line. Hypothesis
-then feeds each real loader random structures, mutations of a valid file, and text and bytes
-that are not YAML: it loads, or raises a :class:`~lea_ai_audit.errors.LeaAuditError` — never
-another exception.
+The kinds: a policy pack, the model-card metadata, a trust store, a declared population, a
+pandera YAML schema, the users of the review page, the configuration file. A bad value — of the
+wrong type, negative, out of range, empty, under an unknown key — is refused with the loader's
+typed error and one line that names the field as a path and the value received; through the CLI,
+exit code 2 and one ``error:`` line. Hypothesis then feeds each real loader random structures,
+mutations of a valid file, and text and bytes that are not YAML: it loads, or raises a
+:class:`~lea_ai_audit.errors.LeaAuditError` — never another exception.
 """
 
 from __future__ import annotations
@@ -109,6 +109,21 @@ def _review_users(path: Path) -> Any:
     return load_users(path)
 
 
+def _config(path: Path) -> Any:
+    from lea_ai_audit.cli import build_parser
+    from lea_ai_audit.config import apply_config
+
+    parser = build_parser()
+    argv = ["run", "--config", str(path)]
+    args = parser.parse_args(argv)
+    apply_config(parser, argv, args)
+    return args
+
+
+CONFIG = {"run": {"data": "cases.csv", "target": "reoffended", "score-col": "risk",
+                  "sensitive": ["ethnicity", "sex"], "reference-group": {"ethnicity": "majority"},
+                  "threshold": 0.4, "seed": 3, "no-track": True},
+          "gate": {"report": "audits/m", "require-signoff": True, "trust-store": "trust.yaml"}}
 USERS = {"users": [{"id": "bob", "role": "model-risk-officer",
                     "password": "scrypt$17$8$1$c2FsdA==$aGFzaA==", "key": "keys/bob.key",
                     "fingerprint": "sha256:" + "0" * 64,
@@ -116,10 +131,10 @@ USERS = {"users": [{"id": "bob", "role": "model-risk-officer",
 LOADERS: dict[str, Callable[[Path], Any]] = {
     "policy": load_policy, "metadata": load_metadata, "trust_store": load_trust_store,
     "population": _population, "pandera_schema": schema_from_yaml,
-    "review_users": _review_users}
+    "review_users": _review_users, "config": _config}
 VALID: dict[str, dict[str, Any]] = {"policy": POLICY, "metadata": METADATA, "trust_store": TRUST,
                                     "population": POPULATION, "pandera_schema": SCHEMA,
-                                    "review_users": USERS}
+                                    "review_users": USERS, "config": CONFIG}
 ERROR = {"policy": PolicyError}
 
 
