@@ -438,6 +438,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if not args.report:
         raise InputError("no audit to gate", "pass the audit folder (or its report.json), or "
                                              "set `report:` under `gate:` in lea-audit.yaml")
+    if not getattr(args, "require_signoff", False):
+        # the configuration's evidence files serve `gate --require-signoff`; a plain gate
+        # (the audit's own verdict) leaves them unused instead of refusing them
+        for dest in getattr(args, "from_config", ()):
+            if dest in ("trust_store", "trust_store_sha256", "model", "ledger", "expect_head",
+                        "checkpoint"):
+                setattr(args, dest, None)
     if args.junit:  # an input, or a file lea-audit did not write, is never overwritten
         rp = Path(args.report)
         check_output(args.junit, option="--junit", kind="junit", force=args.force,

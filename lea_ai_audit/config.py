@@ -233,9 +233,11 @@ def apply_config(parser: argparse.ArgumentParser, argv: Sequence[str],
     validate("config", dict(doc), f"configuration {str(path)!r}")
     given = _tokens_given(argv[argv.index(command) + 1:] if command in argv else argv, sp)
     actions = _settable(sp)
+    args.from_config = set()
     for key, value in section.items():
         action = actions[key]
         if action.dest in given or value is None:
             continue
         setattr(args, action.dest, _convert(action, value, path.parent))
+        args.from_config.add(action.dest)
     return path
