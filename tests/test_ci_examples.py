@@ -70,10 +70,14 @@ def run_github_job(ws: Path, job: str, *, event: str, variables: dict[str, str] 
                          "RUNNER_TEMP": str(ws.parent)})
     env.update({k: _expand(v, ctx) for k, v in {**wf.get("env", {}),
                                                 **spec.get("env", {})}.items()})
+    return _run_steps(ws, [st for st in spec["steps"] if "run" in st], env, ctx)
+
+
+def _run_steps(ws: Path, steps: list[dict[str, Any]], env: dict[str, str],
+               ctx: dict[str, str]) -> tuple[int, str]:
+    """GitHub's ``run:`` steps in order, until one fails: (its exit code or 0, the log)."""
     log = ""
-    for step in spec["steps"]:
-        if "run" not in step:
-            continue
+    for step in steps:
         script = step["run"]
         assert "${{" not in script, "an expression spliced into a script can inject code"
         if step.get("name") == "Install lea-ai-audit":
@@ -93,26 +97,16 @@ def run_action(ws: Path, inputs: dict[str, str]) -> tuple[int, str]:
     values = {k: str(v.get("default", "")) for k, v in spec["inputs"].items()} | inputs
     ctx = {f"inputs.{k}": v for k, v in values.items()}
     env = _base_env(ws, {"GITHUB_ACTIONS": "true", "GITHUB_ACTOR": "alice"})
-    log = ""
-    for step in spec["runs"]["steps"]:
-        script = step["run"]
-        assert "${{" not in script
-        if step.get("name") == "Install lea-ai-audit":
-            assert INSTALL.match(script.strip()), script
-            continue
+
+    def wanted(step: dict[str, Any]) -> bool:
         cond = step.get("if")
-        if cond is not None:
-            m = re.fullmatch(r"inputs\.(\S+) == '(\S+)'", cond)
-            assert m, cond
-            if values[m.group(1)] != m.group(2):
-                continue
-        r = _run_script(GITHUB_SHELL[step["shell"]], script,
-                        {**env, **{k: _expand(v, ctx) for k, v in step.get("env", {}).items()}},
-                        ws)
-        log += r.stdout + r.stderr
-        if r.returncode != 0:
-            return r.returncode, log
-    return 0, log
+        if cond is None:
+            return True
+        m = re.fullmatch(r"inputs\.(\S+) == '(\S+)'", cond)
+        assert m, cond
+        return values[m.group(1)] == m.group(2)
+
+    return _run_steps(ws, [st for st in spec["runs"]["steps"] if wanted(st)], env, ctx)
 
 
 def run_gitlab_job(ws: Path, job: str, *, variables: dict[str, str] | None = None
