@@ -7,6 +7,7 @@ name), so the tests need no helper module on the worker's path.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import os
@@ -291,3 +292,19 @@ def test_figures_prefetched_from_other_inputs_are_not_used():
     assert got == want
     stale = figures.draw_group_figures(*figures._inputs(rep.checks, other))
     assert got != stale
+
+
+def test_figures_drawn_once_per_inputs_in_a_process():
+    """A card re-rendered for the same report (at each sign-off, gate and page view) reuses
+    the figures drawn for its inputs; other inputs are drawn anew."""
+    rep = _groups_report()
+    first = figures.group_figures(rep)
+    key = figures._digest(figures._inputs(rep.checks, rep.subject["reference_groups"]))
+    assert key in figures._DRAWN
+    again = figures.group_figures(rep)
+    assert again == first == figures.draw_group_figures(
+        *figures._inputs(rep.checks, rep.subject["reference_groups"]))
+    other = {"ethnicity": {"group": "minority_a"}}
+    moved = dataclasses.replace(rep, subject={**rep.subject, "reference_groups": other})
+    assert figures.group_figures(moved) == figures.draw_group_figures(
+        *figures._inputs(rep.checks, other)) != first

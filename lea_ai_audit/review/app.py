@@ -218,7 +218,7 @@ def create_app(cfg: ReviewConfig) -> Any:
         return RedirectResponse("/login", status_code=303, headers=PAGE_HEADERS)
 
     async def home(request: Request) -> Response:
-        s = officer(request)
+        s = await run_in_threadpool(officer, request)  # reads the users file, may log
         if s is None:
             return to_login(request)
         audits = await run_in_threadpool(index.listing)
@@ -253,7 +253,7 @@ def create_app(cfg: ReviewConfig) -> Any:
                 "mine": mine}
 
     async def audit_page(request: Request) -> Response:
-        s = officer(request)
+        s = await run_in_threadpool(officer, request)  # reads the users file, may log
         if s is None:
             return to_login(request)
         return await run_in_threadpool(_audit_page, request, s, request.path_params["key"],
@@ -275,7 +275,7 @@ def create_app(cfg: ReviewConfig) -> Any:
                     trust=cfg.trust_store is not None)
 
     async def card(request: Request) -> Response:
-        s = officer(request)
+        s = await run_in_threadpool(officer, request)  # reads the users file, may log
         if s is None:
             return Response("log in first", status_code=401, headers=PAGE_HEADERS)
         audit = await run_in_threadpool(index.get, request.path_params["key"])
