@@ -15,7 +15,7 @@ from lea_ai_audit.cli import main
 from lea_ai_audit.datasets import FEATURES, make_demo
 from lea_ai_audit.results import AuditReport
 
-ENTRY_POINT = "lea_ai_audit = lea_ai_audit.tracking:LeaAuditEvaluator"
+ENTRY_POINT = "lea_ai_audit = lea_ai_audit.evaluator:LeaAuditEvaluator"
 
 
 @pytest.fixture(scope="module")
