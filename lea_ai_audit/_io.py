@@ -8,6 +8,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,47 @@ def atomic_write_bytes(path: str | os.PathLike[str], content: bytes, *, mode: in
             "the previous file is intact",
         ) from exc
     return target
+
+
+@contextlib.contextmanager
+def dir_lock(directory: str | os.PathLike[str], *, timeout: float | None = None
+             ) -> Iterator[None]:
+    """An exclusive lock on ``directory`` (``flock`` on the directory itself, so no lock file
+    is left behind); processes that take it run one at a time.
+
+    ``timeout`` (seconds) bounds the wait: :class:`TimeoutError` when another process holds
+    the lock longer. Without ``fcntl`` (not POSIX) nothing is locked.
+    """
+    import time
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            end = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= end:
+                        raise TimeoutError(f"{str(folder)!r} is locked by another process "
+                                           f"for more than {timeout:g} s") from None
+                    time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def sha256_bytes(content: bytes) -> str:

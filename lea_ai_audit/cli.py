@@ -406,7 +406,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     model_info: dict[str, Any] = {}
     if args.model:
         from .models import load_model
-        model, model_info = load_model(args.model, trust=args.trust_model)
+        model, model_info = load_model(args.model, trust=args.trust_model,
+                                       tracking_uri=args.tracking_uri)
         model_file = model_info.get("path")
     features = [f.strip() for item in args.features or [] for f in item.split(",") if f.strip()]
     data = _read_table(args.data)

@@ -20,7 +20,9 @@ value the option takes (a list for a repeatable one, ``true`` for a flag)::
       trust-store: trust.yaml
       require-signoff: true
 
-An option given on the command line wins over the file. Relative paths are relative to the
+An option given on the command line wins over the file. ``tracking-uri`` follows MLflow's
+order: the flag, else ``MLFLOW_TRACKING_URI``, else the file, else the local store in
+``~/.lea-ai-audit`` (the same for loading a ``models:/`` model). Relative paths are relative to the
 file. The file may not weaken what protects the gate or run code: ``trust-model``,
 ``allow-unsigned-audit``, ``no-model-check``, ``accept-waivers`` and ``force`` are refused
 there (they belong, visibly, on the job's command line), and so is a passphrase variable.
@@ -238,6 +240,8 @@ def apply_config(parser: argparse.ArgumentParser, argv: Sequence[str],
         action = actions[key]
         if action.dest in given or value is None:
             continue
+        if action.dest == "tracking_uri" and os.environ.get("MLFLOW_TRACKING_URI"):
+            continue  # the order is flag, MLFLOW_TRACKING_URI, configuration, default
         setattr(args, action.dest, _convert(action, value, path.parent))
         args.from_config.add(action.dest)
     return path

@@ -29,14 +29,13 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import logging
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ._io import sha256_file
 from .errors import InputError, ModelError
+from .tracking import _quiet_mlflow
 
 __all__ = ["PICKLE_SUFFIXES", "URI_SCHEMES", "load_model"]
 
@@ -44,26 +43,19 @@ PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pck")
 URI_SCHEMES = ("models:/", "runs:/")
 
 
-@contextlib.contextmanager
-def _quiet_mlflow() -> Iterator[None]:
-    """MLflow and alembic log INFO lines (creating tables, ...) on stderr: keep them out of
-    the CLI's one-line errors."""
-    loggers = [logging.getLogger(n) for n in ("mlflow", "alembic")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-
-
 def _uri_error(uri: str, exc: Exception) -> ModelError:
+    from .tracking import _safe_uri
+
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return ModelError(f"cannot load the MLflow model {uri!r}: {first}",
-                      "check the URI (models:/NAME/VERSION, runs:/ID/PATH), "
-                      "MLFLOW_TRACKING_URI, and that it was logged with mlflow.sklearn")
+    where = ""
+    with contextlib.suppress(Exception):
+        import mlflow
+
+        where = f" (registry {_safe_uri(mlflow.get_registry_uri())})"
+    return ModelError(f"cannot load the MLflow model {uri!r}{where}: {first}",
+                      "check the URI (models:/NAME/VERSION, runs:/ID/PATH), the tracking URI "
+                      "(--tracking-uri, MLFLOW_TRACKING_URI or tracking-uri in lea-audit.yaml), "
+                      "and that it was logged with mlflow.sklearn")
 
 
 def _sklearn_flavor(uri: str) -> dict[str, Any]:
@@ -162,7 +154,8 @@ def _load_skops(path: Path, trust: bool, label: str = "") -> Any:
                          ) from exc
 
 
-def load_model(source: str, *, trust: bool = False) -> tuple[Any, dict[str, Any]]:
+def load_model(source: str, *, trust: bool = False, tracking_uri: str | None = None
+               ) -> tuple[Any, dict[str, Any]]:
     """Load the model at ``source`` (a file path or an MLflow model URI).
 
     Parameters
@@ -174,6 +167,10 @@ def load_model(source: str, *, trust: bool = False) -> tuple[Any, dict[str, Any]
         ``cloudpickle`` or ``pickle`` format), or a skops file with types skops does not trust
         by default. Only for models you made yourself: loading a pickle runs the code inside
         it.
+    tracking_uri : str, optional
+        The MLflow tracking and registry URI of a model URI, in the audit's order: this, else
+        ``MLFLOW_TRACKING_URI``, else the local store in ``~/.lea-ai-audit`` (never a
+        ``mlflow.db`` in the working directory).
 
     Returns
     -------
@@ -189,7 +186,10 @@ def load_model(source: str, *, trust: bool = False) -> tuple[Any, dict[str, Any]
     """
     src = str(source)
     if src.startswith(URI_SCHEMES):
-        return _load_uri(src, trust)
+        from .tracking import use_tracking_uri
+
+        with use_tracking_uri(tracking_uri):
+            return _load_uri(src, trust)
     path = Path(src)
     if not path.exists():
         raise InputError(f"model file {src!r} does not exist",

@@ -56,7 +56,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_bytes, atomic_write_text, safe_yaml, sha256_file, strict_json
+from ._io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    dir_lock,
+    safe_yaml,
+    sha256_file,
+    strict_json,
+)
 from .errors import InputError, LeaAuditError, ReportError
 
 __all__ = [
@@ -171,19 +178,8 @@ def _check_id(value: Any, what: str, flag: str) -> str:
 def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive lock on the directory of ``path`` (serialises read-modify-write of the
     trust store without leaving a lock file behind)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
+    with dir_lock(path.parent):
         yield
-        return
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 # -- identities and keys ---------------------------------------------------------------------

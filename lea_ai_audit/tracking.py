@@ -11,18 +11,27 @@ Where runs go
 1. ``tracking_uri=`` when given (``lea-audit --tracking-uri``);
 2. the active run's tracking URI, when a run is open (the audit is nested under it);
 3. ``MLFLOW_TRACKING_URI`` or ``mlflow.set_tracking_uri(...)``;
-4. otherwise a local store ``sqlite:///~/.lea-ai-audit/mlflow.db`` with artifacts in
+4. ``tracking-uri`` in the project's lea-audit.yaml (CLI);
+5. otherwise a local store ``sqlite:///~/.lea-ai-audit/mlflow.db`` with artifacts in
    ``~/.lea-ai-audit/artifacts`` (``LEA_AUDIT_HOME`` moves that folder). Browse it with
    ``mlflow ui --backend-store-uri sqlite:///$HOME/.lea-ai-audit/mlflow.db``.
 
 The experiment is ``MLFLOW_EXPERIMENT_NAME`` or ``lea-ai-audit``. ``LEA_AUDIT_TRACKING=off``
 turns the default logging of :func:`lea_ai_audit.audit` off (an explicit URI still logs).
 
-Nothing is lost: when the server cannot be reached (short timeouts, one retry), the report
+A model loaded from a ``models:/`` or ``runs:/`` URI is read from the same store
+(:func:`use_tracking_uri`), so nothing lands in the working directory.
+
+Nothing is lost: when the server cannot be reached (short timeouts, one retry) or the whole
+upload takes longer than the deadline (60 s, ``LEA_AUDIT_TRACKING_TIMEOUT``), the report
 stays in its directory with a marker ``mlflow.pending.json``, and ``lea-audit sync DIR``
 uploads it later. A logged directory gets a sidecar ``mlflow.json`` (tracking URI, experiment
 and run id); report.json itself is never modified (it may be signed). A report is logged once:
-its ``lea.report_id`` tag is looked up first, so a repeated sync does not duplicate runs.
+its ``lea.report_id`` tag is looked up first, so a repeated sync does not duplicate runs, and
+two uploads of one directory at once take turns (a lock on the directory). No password or token
+is written to a marker or sidecar; ``lea-audit sync`` takes the credentials from
+``--tracking-uri``, ``MLFLOW_TRACKING_URI`` or MLflow's ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``.
+A fresh local sqlite store is created once under a lock, so many audits may start at once.
 
 Examples
 --------
@@ -39,6 +48,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -68,6 +78,8 @@ __all__ = [
     "spool_dir",
     "sync",
     "tracking_disabled",
+    "tracking_timeout",
+    "use_tracking_uri",
 ]
 
 DEFAULT_EXPERIMENT = "lea-ai-audit"
@@ -76,6 +88,8 @@ PENDING_FILE = "mlflow.pending.json"
 CARD_FILES = ("card.html", "card.md", "card.json")
 TRACKING_ENV = "LEA_AUDIT_TRACKING"
 HOME_ENV = "LEA_AUDIT_HOME"
+TIMEOUT_ENV = "LEA_AUDIT_TRACKING_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0
 #: MLflow's limits (mlflow.utils.validation)
 MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
@@ -149,11 +163,13 @@ def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def _short_timeouts() -> Iterator[None]:
+def _short_timeouts(request_timeout: float | None = None) -> Iterator[None]:
     """MLflow's HTTP retries and timeout made short, unless the user set them."""
     added = [k for k in _HTTP_DEFAULTS if k not in os.environ]
     for k in added:
         os.environ[k] = _HTTP_DEFAULTS[k]
+        if k == "MLFLOW_HTTP_REQUEST_TIMEOUT" and request_timeout is not None:
+            os.environ[k] = str(max(1, int(request_timeout)))
     try:
         yield
     finally:
@@ -161,12 +177,93 @@ def _short_timeouts() -> Iterator[None]:
             os.environ.pop(k, None)
 
 
-def _client(uri: str) -> Any:
+#: sqlite stores this process has opened (their tables exist and are migrated)
+_READY_STORES: set[str] = set()
+#: the URIs this process was given, by their stored form (see _usable_uri)
+_KNOWN_URIS: dict[str, str] = {}
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+
+
+def _client(uri: str, *, timeout: float | None = None) -> Any:
+    """An MlflowClient for tracking and registry at ``uri``.
+
+    A local sqlite store is opened for the first time in this process under a lock on its
+    folder: MLflow creates and migrates its tables on first use, and two processes doing that
+    at once into a fresh file fail ("Online migration expected to match one row"). ``timeout``
+    bounds the wait for that lock (TimeoutError).
+    """
     from mlflow.tracking import MlflowClient
 
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    _KNOWN_URIS[_stored_uri(uri)] = uri  # in memory only: credentials never reach a file
+    db = _sqlite_path(uri)
+    if db is None or uri in _READY_STORES:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    from ._io import dir_lock
+
+    with dir_lock(db.parent, timeout=timeout), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with _quiet_mlflow():  # MLflow opens (creates, migrates) the store on construction
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+    _READY_STORES.add(uri)
+    return client
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """MLflow and alembic log INFO lines (creating tables, ...): keep them off stderr."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("mlflow", "alembic")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def use_tracking_uri(tracking_uri: str | None = None) -> Iterator[str]:
+    """MLflow's process-wide tracking and registry URI set to the audit's own for the block.
+
+    Calls that take no URI (``mlflow.models.get_model_info``, ``mlflow.sklearn.load_model``,
+    ``mlflow.artifacts.download_artifacts`` of a ``models:/`` URI) then read the same store as
+    everything else the audit does: ``tracking_uri`` if given, else ``MLFLOW_TRACKING_URI``, else
+    the local store (never MLflow's own default, a ``mlflow.db`` in the working directory).
+    MLflow's globals and environment variables are restored afterwards.
+
+    Yields the URI used.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    uri = resolve_tracking_uri(tracking_uri)
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    db = _sqlite_path(uri)
+    if db is not None:
+        _client(uri)  # the store's folder and tables, created once under the lock
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        yield uri
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _experiment_id(client: Any, uri: str, name: str) -> str:
@@ -483,9 +580,58 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {(lines[0] if lines else '')[:200]}"
 
 
+def tracking_timeout(timeout: float | None = None) -> float:
+    """Seconds one audit may spend logging to MLflow: ``timeout``, else
+    ``LEA_AUDIT_TRACKING_TIMEOUT``, else 60. After it the report is kept and marked pending."""
+    if timeout is None:
+        raw = os.environ.get(TIMEOUT_ENV, "").strip()
+        if raw:
+            try:
+                timeout = float(raw)
+            except ValueError:
+                raise InputError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds",
+                                 f"set {TIMEOUT_ENV} to e.g. 60, or unset it") from None
+        else:
+            timeout = DEFAULT_TIMEOUT
+    if not timeout > 0 or timeout != timeout or timeout == float("inf"):
+        raise InputError(f"the tracking timeout must be a positive number of seconds, got "
+                         f"{timeout!r}", "pass e.g. --tracking-timeout 60")
+    return float(timeout)
+
+
+class _Expired(Exception):
+    """The tracking deadline passed (raised in the logging thread at its next step)."""
+
+
+def _run_with_deadline(fn: Any, seconds: float, state: dict[str, Any]) -> Any:
+    """``fn()`` in a daemon thread, waited for ``seconds``; after that :class:`_Expired` (the
+    thread stops at its next step, see ``state["expired"]``, and marks its run FAILED)."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="lea-audit-tracking", daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        state["expired"] = True
+        raise _Expired(f"the tracking deadline of {seconds:g} s passed (a slow or stalled "
+                       f"server; {TIMEOUT_ENV} or --tracking-timeout sets it)")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 def log_report(report_dir: str | os.PathLike[str], *, tracking_uri: str | None = None,
                experiment: str | None = None, parent_run_id: str | None = None,
-               nested: bool = True, run_name: str | None = None) -> TrackingResult:
+               nested: bool = True, run_name: str | None = None,
+               timeout: float | None = None) -> TrackingResult:
     """Log the report in ``report_dir`` as an MLflow run; never raises for an unreachable server.
 
     Parameters
@@ -499,7 +645,10 @@ def log_report(report_dir: str | os.PathLike[str], *, tracking_uri: str | None =
     parent_run_id : str, optional
         Nest the run under this run. By default (``nested=True``) under the active run.
     run_name : str, optional
-        Default ``audit <policy> <STATUS> <time>``.
+        Default ``<STATUS> · <policy> · <model> · <report id>``.
+    timeout : float, optional
+        Seconds the whole upload may take (default :func:`tracking_timeout`: 60, or
+        ``LEA_AUDIT_TRACKING_TIMEOUT``); after them the report is marked pending.
 
     Returns
     -------
@@ -512,16 +661,21 @@ def log_report(report_dir: str | os.PathLike[str], *, tracking_uri: str | None =
     lea_ai_audit.errors.ReportError
         When ``report_dir`` holds no readable report.
 
+    Notes
+    -----
+    Two uploads of one report directory at once (two ``lea-audit sync``) run one after the
+    other (a lock on the directory); the second finds the first's run by its report id, so a
+    report has one run.
+
     Examples
     --------
     >>> res = log_report("audit", tracking_uri="sqlite:///mlflow.db")   # doctest: +SKIP
     >>> res.logged
     True
     """
-    import tempfile
-
     base = Path(report_dir)
     rep = _report_of(base)
+    seconds = tracking_timeout(timeout)
     exp_name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
     exp_id: str | None = None
     import mlflow
@@ -532,61 +686,124 @@ def log_report(report_dir: str | os.PathLike[str], *, tracking_uri: str | None =
         parent_run_id, exp_id = active.info.run_id, str(active.info.experiment_id)
     else:
         uri = resolve_tracking_uri(tracking_uri)
-    run_id: str | None = None
+    state: dict[str, Any] = {"expired": False, "run_id": None}
+    end = time.monotonic() + seconds
+
+    def step() -> None:
+        if state["expired"]:
+            raise _Expired("deadline passed")
+
+    def upload() -> tuple[str, str]:
+        from ._io import dir_lock
+
+        client = _client(uri, timeout=max(0.1, end - time.monotonic()))
+        with dir_lock(base, timeout=max(0.1, end - time.monotonic())):
+            step()
+            eid = exp_id if exp_id is not None else _experiment_id(client, uri, exp_name)
+            step()
+            run_id = _upload_run(client, base, rep, eid, step=step, state=state,
+                                 run_name=run_name, parent_run_id=parent_run_id)
+            step()
+            atomic_write_text(base / SIDECAR_FILE, json.dumps(
+                {"tracking_uri": _stored_uri(uri), "experiment_id": eid, "run_id": run_id,
+                 "report_id": rep.report_id,
+                 "logged_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2) + "\n")
+            with contextlib.suppress(FileNotFoundError):
+                (base / PENDING_FILE).unlink()
+            return run_id, eid
+
     try:
-        with _short_timeouts(), tempfile.TemporaryDirectory(prefix="lea-card-") as tmp:
-            client = _client(uri)
-            if exp_id is None:
-                exp_id = _experiment_id(client, uri, exp_name)
-            found = _find_logged(client, [exp_id], rep.report_id)
-            if found is not None:  # already logged (e.g. a sync after a lost sidecar)
-                run_id = found.info.run_id
-                _log_signoff_files(client, run_id, base)
-            else:
-                tags = report_tags(rep)
-                if run_name:
-                    tags["mlflow.runName"] = run_name
-                if parent_run_id:
-                    tags["mlflow.parentRunId"] = parent_run_id
-                run = client.create_run(exp_id, tags={"lea.report_id": rep.report_id})
-                run_id = run.info.run_id
-                _log_values(client, run_id, params=report_params(rep),
-                            metrics=report_metrics(rep), tags=tags)
-                files = _artifact_files(base, rep) + _write_cards_if_missing(base, rep,
-                                                                            Path(tmp))
-                for path, folder in files:
-                    client.log_artifact(run_id, str(path), folder or None)
-                _log_signoff_tags(client, run_id, base)
-                head = _attested_ledger_head(base)
-                if head:
-                    client.set_tag(run_id, "lea.ledger.head", head)
-                client.set_terminated(run_id, "FINISHED")
-                _close_half_logged(client, exp_id, rep.report_id, run_id)
-    except Exception as exc:  # unreachable server, refused write, ...: keep the report
-        if run_id is not None:
+        with _short_timeouts(min(seconds, float(_HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_TIMEOUT"]))):
+            run_id, exp_id = _run_with_deadline(upload, seconds, state)
+    except Exception as exc:  # unreachable server, refused write, deadline...: keep the report
+        if state["run_id"] is not None and not state["expired"]:
             with contextlib.suppress(Exception), _short_timeouts():
-                _client(uri).set_terminated(run_id, "FAILED")
+                _client(uri).set_terminated(state["run_id"], "FAILED")
+        why = str(exc) if isinstance(exc, _Expired) else _reason(exc)
         marker = _write_pending(base, {
-            "report_id": rep.report_id, "tracking_uri": uri, "experiment": exp_name,
-            "parent_run_id": parent_run_id, "reason": _reason(exc),
+            "report_id": rep.report_id, "tracking_uri": _stored_uri(uri), "experiment": exp_name,
+            "parent_run_id": parent_run_id, "reason": why,
             "failed_at": datetime.now(UTC).isoformat(timespec="seconds")})
-        msg = (f"MLflow at {_safe_uri(uri)} could not be reached ({_reason(exc)}); the report "
+        msg = (f"MLflow at {_safe_uri(uri)} could not be reached ({why}); the report "
                f"is kept in {base} — upload it later with `lea-audit sync {base}`")
         return TrackingResult(False, str(base), uri, message=msg, pending=str(marker))
-    atomic_write_text(base / SIDECAR_FILE, json.dumps(
-        {"tracking_uri": _safe_uri(uri), "experiment_id": exp_id, "run_id": run_id,
-         "report_id": rep.report_id,
-         "logged_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2) + "\n")
-    with contextlib.suppress(FileNotFoundError):
-        (base / PENDING_FILE).unlink()
     return TrackingResult(True, str(base), uri, run_id=run_id, experiment_id=exp_id,
                           message=f"MLflow run {run_id} (experiment {exp_id}) at "
                                   f"{_safe_uri(uri)}")
 
 
+def _upload_run(client: Any, base: Path, rep: Any, exp_id: str, *, step: Any,
+                state: dict[str, Any], run_name: str | None, parent_run_id: str | None
+                ) -> str:
+    """The run of ``rep`` in ``exp_id``: found by its report id, or created and filled.
+    ``step()`` raises once the deadline has passed; a run left unfinished is marked FAILED."""
+    import tempfile
+
+    found = _find_logged(client, [exp_id], rep.report_id)
+    if found is not None:  # already logged (e.g. a sync after a lost sidecar)
+        _log_signoff_files(client, found.info.run_id, base)
+        return str(found.info.run_id)
+    tags = report_tags(rep)
+    if run_name:
+        tags["mlflow.runName"] = run_name
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(exp_id, tags={"lea.report_id": rep.report_id})
+    run_id = state["run_id"] = run.info.run_id
+    try:
+        step()
+        _log_values(client, run_id, params=report_params(rep), metrics=report_metrics(rep),
+                    tags=tags)
+        with tempfile.TemporaryDirectory(prefix="lea-card-") as tmp:
+            files = _artifact_files(base, rep) + _write_cards_if_missing(base, rep, Path(tmp))
+            for path, folder in files:
+                step()
+                client.log_artifact(run_id, str(path), folder or None)
+        step()
+        _log_signoff_tags(client, run_id, base)
+        head = _attested_ledger_head(base)
+        if head:
+            client.set_tag(run_id, "lea.ledger.head", head)
+        step()
+        client.set_terminated(run_id, "FINISHED")
+    except _Expired:
+        with contextlib.suppress(Exception):
+            client.set_terminated(run_id, "FAILED")
+        raise
+    _close_half_logged(client, exp_id, rep.report_id, run_id)
+    return str(run_id)
+
+
 def _safe_uri(uri: str) -> str:
     """``uri`` without a password (``https://user:secret@host`` -> ``https://user:***@host``)."""
     return re.sub(r"(//[^/:@]+):[^/@]+@", r"\1:***@", uri)
+
+
+_SECRET_QUERY = re.compile(r"([?&](?:token|password|passwd|secret|key|access_token|api_key)=)"
+                           r"[^&#]*", re.IGNORECASE)
+
+
+def _stored_uri(uri: str) -> str:
+    """``uri`` as it may be written to disk (markers, sidecars, caches): no user information
+    and no secret query values (``https://u:pw@host/?token=x`` -> ``https://host/?token=``).
+    :func:`_usable_uri` finds the credentials again in the environment."""
+    uri = re.sub(r"^([a-zA-Z][\w+.-]*://)[^/@?#]*@", r"\1", str(uri))
+    return _SECRET_QUERY.sub(r"\1", uri)
+
+
+def _usable_uri(stored: str | None) -> str | None:
+    """A URI read from disk made usable: the same store's URI as this process was given it
+    (``--tracking-uri``) or as ``MLFLOW_TRACKING_URI`` holds it (with credentials), else the
+    stored one (MLflow then reads ``MLFLOW_TRACKING_USERNAME``,
+    ``MLFLOW_TRACKING_PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``). Old sidecars hold
+    ``user:***@``: the same rule applies."""
+    if not stored:
+        return None
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    plain = _stored_uri(stored.replace(":***@", "@"))
+    if env and _stored_uri(env) == plain:
+        return env
+    return _KNOWN_URIS.get(plain, plain)
 
 
 # -- sign-offs ---------------------------------------------------------------------------------
@@ -667,9 +884,7 @@ def log_signoff(report_dir: str | os.PathLike[str], record: Mapping[str, Any], *
         if (base / PENDING_FILE).exists():
             _write_pending(base, {"signoffs_pending": True})
         return False
-    uri = str(side["tracking_uri"])
-    if "***@" in uri:  # the password was not stored: use the same URI from the environment
-        uri = resolve_tracking_uri(None)
+    uri = _usable_uri(str(side["tracking_uri"])) or ""
     try:
         with _short_timeouts():
             client = _client(uri)
@@ -678,7 +893,8 @@ def log_signoff(report_dir: str | os.PathLike[str], record: Mapping[str, Any], *
                 client.set_tag(str(side["run_id"]), "lea.ledger.head", ledger_head)
     except Exception as exc:
         _write_pending(base, {"signoffs_pending": True, "reason": _reason(exc),
-                              "report_id": side.get("report_id"), "tracking_uri": uri,
+                              "report_id": side.get("report_id"),
+                              "tracking_uri": _stored_uri(uri),
                               "failed_at": datetime.now(UTC).isoformat(timespec="seconds")})
         return False
     return True
@@ -697,13 +913,16 @@ def _report_dirs(directory: Path) -> list[Path]:
 
 
 def sync(directory: str | os.PathLike[str] | None = None, *, tracking_uri: str | None = None,
-         experiment: str | None = None) -> list[TrackingResult]:
+         experiment: str | None = None, timeout: float | None = None) -> list[TrackingResult]:
     """Upload every report under ``directory`` that is not in MLflow yet.
 
     A report directory is uploaded when it has a ``mlflow.pending.json`` marker (logging
     failed, or sign-offs wait) or no ``mlflow.json`` sidecar (never logged, e.g. ``--no-track``).
     Default ``directory``: the spool of :func:`lea_ai_audit.audit` calls without ``out=``.
-    The URI is ``tracking_uri``, else the one in the marker, else the default.
+    The URI is ``tracking_uri``, else the one in the marker (written without credentials:
+    ``MLFLOW_TRACKING_URI`` with the same host supplies them, or MLflow's
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``/``TOKEN``), else the default. Two syncs at once
+    upload each report once (see :func:`log_report`); ``timeout`` bounds each upload.
 
     Examples
     --------
@@ -719,15 +938,15 @@ def sync(directory: str | os.PathLike[str] | None = None, *, tracking_uri: str |
         marker = _read_json(base / PENDING_FILE)
         if not marker and (base / SIDECAR_FILE).is_file():
             continue
-        uri = tracking_uri or marker.get("tracking_uri") or None
+        uri = tracking_uri or _usable_uri(marker.get("tracking_uri"))
         side = _read_json(base / SIDECAR_FILE)
         if marker.get("signoffs_pending") and side.get("run_id") and not tracking_uri:
-            uri = uri or side.get("tracking_uri")
+            uri = uri or _usable_uri(side.get("tracking_uri"))
         try:
             results.append(log_report(base, tracking_uri=uri,
                                       experiment=experiment or marker.get("experiment"),
                                       parent_run_id=marker.get("parent_run_id"),
-                                      nested=False))
+                                      nested=False, timeout=timeout))
         except LeaAuditError as exc:  # one broken report does not stop the others
             results.append(TrackingResult(False, str(base), str(uri or ""),
                                           message=f"not uploaded: {exc}"))

@@ -19,9 +19,20 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
                         "MLFLOW_TRACKING_URI, else sqlite in ~/.lea-ai-audit)")
     p.add_argument("--no-track", action="store_true",
                    help="do not log the audit to MLflow (also LEA_AUDIT_TRACKING=off)")
+    _add_timeout(p)
+
+
+def _add_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-timeout", metavar="SECONDS", type=float,
+                   help="seconds the MLflow upload may take before the report is kept and "
+                        "marked pending (default LEA_AUDIT_TRACKING_TIMEOUT, else 60)")
 
 
 def audit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if getattr(args, "tracking_timeout", None) is not None:
+        from ..tracking import tracking_timeout
+
+        tracking_timeout(args.tracking_timeout)  # bad input before the audit runs
     if getattr(args, "no_track", False) and getattr(args, "tracking_uri", None):
         from ..errors import InputError
 
@@ -36,7 +47,7 @@ def after_audit(args: argparse.Namespace, report: Any, out: Any) -> str:
     uri = getattr(args, "tracking_uri", None)
     if getattr(args, "no_track", False) or (tracking_disabled() and not uri):
         return ""
-    res = log_report(out, tracking_uri=uri)
+    res = log_report(out, tracking_uri=uri, timeout=getattr(args, "tracking_timeout", None))
     if res.logged:
         return f"mlflow: {res.message}"
     return f"mlflow: NOT LOGGED — {res.message}"
@@ -49,7 +60,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if args.directory is None and not Path(directory).is_dir():
         print(f"nothing to upload: {directory} does not exist")
         return 0
-    results = sync(directory, tracking_uri=args.tracking_uri)
+    results = sync(directory, tracking_uri=args.tracking_uri, timeout=args.tracking_timeout)
     if not results:
         print(f"nothing to upload under {directory}: every report there is logged")
         return 0
@@ -68,6 +79,7 @@ def add_commands(sub: Any, kit: Any) -> None:
     p.add_argument("directory", metavar="DIR", nargs="?",
                    help="a report directory, or a folder of them")
     p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI")
+    _add_timeout(p)
     kit.add_verbose(p)
     p.set_defaults(func=cmd_sync)
 

@@ -31,7 +31,14 @@ def fetch_runs(tracking_uri: str, cache: Path | None, trust_store: Any = None
     import tempfile
 
     from .._io import atomic_write_text
-    from ..tracking import SIDECAR_FILE, _client, _read_json, _short_timeouts, _signoff_name
+    from ..tracking import (
+        SIDECAR_FILE,
+        _client,
+        _read_json,
+        _short_timeouts,
+        _signoff_name,
+        _stored_uri,
+    )
 
     if cache is None:
         cache = Path(tempfile.gettempdir()) / "lea-review-cache"
@@ -80,7 +87,7 @@ def fetch_runs(tracking_uri: str, cache: Path | None, trust_store: Any = None
 
                         _rerender_cards(folder, trust_store)
                 atomic_write_text(folder / SIDECAR_FILE, json.dumps(
-                    {"tracking_uri": tracking_uri, "run_id": run_id,
+                    {"tracking_uri": _stored_uri(tracking_uri), "run_id": run_id,
                      "experiment_id": run.info.experiment_id,
                      "report_id": run.data.tags.get("lea.report_id")}, indent=2) + "\n")
             except Exception as exc:  # an unreachable artifact store: list the others

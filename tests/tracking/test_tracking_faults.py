@@ -142,3 +142,164 @@ def test_concurrent_audits_into_one_sqlite_store(tmp_path: Path) -> None:
         assert json.loads((tmp_path / f"a{i}" / SIDECAR_FILE).read_text())["run_id"] == \
             run.info.run_id
         assert not (tmp_path / f"a{i}" / PENDING_FILE).exists()
+
+
+# -- a fresh store, a slow server, two syncs at once, no secret on disk ------------------------
+_AUDIT_CODE = (
+    "import sys, warnings\n"
+    "from lea_ai_audit import audit\n"
+    "from lea_ai_audit.tracking import TrackingWarning\n"
+    "warnings.simplefilter('error', TrackingWarning)  # a run not logged fails here\n"
+    "from lea_ai_audit.datasets import FEATURES, make_demo\n"
+    "d = make_demo(2000, seed=int(sys.argv[1]))\n"
+    "r = audit(d.test, target='reoffended', sensitive=['sex'], model=d.model,\n"
+    "          features=FEATURES, checks=['performance'], out=sys.argv[2], track=sys.argv[3])\n"
+    "print(r.report_id)\n")
+
+
+def test_eight_audits_at_once_into_a_fresh_sqlite_store(tmp_path: Path) -> None:
+    """The store does not exist when eight processes start: MLflow's first-use migration runs
+    once (under a lock), and every audit's run is there, FINISHED, nothing pending."""
+    db = tmp_path / "store" / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    assert not db.exists()
+    procs = [subprocess.Popen([sys.executable, "-c", _AUDIT_CODE, str(i),
+                               str(tmp_path / f"a{i}"), uri],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "LEA_AUDIT_TRACKING": "on"})
+             for i in range(8)]
+    outs = [p.communicate(timeout=400) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [e[-1500:] for _, e in outs]
+    ids = [o.strip().splitlines()[-1] for o, _ in outs]
+    assert len(set(ids)) == 8
+    for i, rid in enumerate(ids):
+        (run,) = _runs(uri, rid)
+        assert run.info.status == "FINISHED"
+        assert not (tmp_path / f"a{i}" / PENDING_FILE).exists()
+    assert not list(tmp_path.glob("*.lock")) and not list(db.parent.glob("*.lock"))
+
+
+_SLOW_SERVER = (
+    "import http.server, sys, time\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def _slow(self):\n"
+    "        time.sleep(float(sys.argv[2]))\n"
+    "        body = b'{}'\n"
+    "        self.send_response(200)\n"
+    "        self.send_header('Content-Type', 'application/json')\n"
+    "        self.send_header('Content-Length', str(len(body)))\n"
+    "        self.end_headers()\n"
+    "        self.wfile.write(body)\n"
+    "    do_GET = do_POST = _slow\n"
+    "    def log_message(self, *a):\n"
+    "        pass\n"
+    "http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n")
+
+
+def test_a_slow_server_meets_the_tracking_deadline(report_dir: Path, tmp_path: Path) -> None:
+    """A server that accepts every connection and answers each request after 4 s (under the
+    HTTP timeout, so no single call fails): without a deadline the upload takes minutes; with
+    --tracking-timeout 6 it stops after about 6 s, keeps the report and marks it pending."""
+    import shutil
+    import time
+
+    from .conftest import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_SERVER, str(port), "4"])
+    try:
+        _wait_port(port)
+        out = tmp_path / "audit"
+        shutil.copytree(report_dir, out)
+        t0 = time.monotonic()
+        rc = main(["sync", str(out), "--tracking-uri", f"http://127.0.0.1:{port}",
+                   "--tracking-timeout", "6"])
+        took = time.monotonic() - t0
+        assert rc == 1 and 5.5 <= took < 15, took
+        marker = json.loads((out / PENDING_FILE).read_text())
+        assert "deadline of 6 s" in marker["reason"]
+        assert not (out / SIDECAR_FILE).exists()
+        assert AuditReport.load(out).report_id == marker["report_id"]
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_a_bad_tracking_timeout_is_refused_before_the_audit(demo_data, tmp_path: Path,
+                                                             capsys) -> None:
+    data = tmp_path / "cases.csv"
+    demo_data.test.to_csv(data, index=False)
+    for bad in ("0", "-3", "nan", "inf"):
+        rc = main(["run", "--data", str(data), "--target", "reoffended", "--sensitive", "sex",
+                   "--score-col", "risk", "--out", str(tmp_path / "o"), "--tracking-timeout",
+                   bad])
+        err = capsys.readouterr().err
+        assert rc == 2 and "tracking timeout" in err and "Traceback" not in err, (bad, err)
+        assert not (tmp_path / "o").exists()
+
+
+def _wait_port(port: int, seconds: float = 20) -> None:
+    import socket
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def test_two_syncs_at_once_log_each_report_once(tmp_path: Path, demo_data,
+                                                mlflow_server: str) -> None:
+    """Four reports never logged; two `lea-audit sync` processes at once to a real server:
+    one run each (without the lock on the report directory both create runs)."""
+    ids = []
+    for i in range(4):
+        rep = audit(demo_data.test.iloc[i * 250:(i + 1) * 250], target="reoffended",
+                    sensitive=["sex"], score="risk", prediction="flagged",
+                    checks=["performance"], out=tmp_path / "audits" / f"r{i}", track=False)
+        ids.append(rep.report_id)
+    env = {**os.environ, "LEA_AUDIT_TRACKING": "on", "MLFLOW_EXPERIMENT_NAME": "two-syncs"}
+    cmd = [sys.executable, "-m", "lea_ai_audit.cli", "sync", str(tmp_path / "audits"),
+           "--tracking-uri", mlflow_server]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-1500:] for _, e in outs]
+    for i, rid in enumerate(ids):
+        runs = _runs(mlflow_server, rid, "two-syncs")
+        assert [r.info.status for r in runs] == ["FINISHED"], (rid, len(runs))
+        side = json.loads((tmp_path / "audits" / f"r{i}" / SIDECAR_FILE).read_text())
+        assert side["run_id"] == runs[0].info.run_id
+
+
+def test_no_password_is_written_and_sync_finds_it_again(report_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """A URI with a password: the marker, and later the sidecar, hold the store without it;
+    `lea-audit sync` with MLFLOW_TRACKING_URI (the same store, with its password) uploads."""
+    import shutil
+
+    from .conftest import free_port
+
+    port = free_port()
+    secret_uri = f"http://officer:s3cr3t-pw@127.0.0.1:{port}"
+    out = tmp_path / "audit"
+    shutil.copytree(report_dir, out)
+    res = log_report(out, tracking_uri=secret_uri, timeout=20)  # nothing listens yet
+    assert not res.logged and "s3cr3t-pw" not in res.message
+    marker = json.loads((out / PENDING_FILE).read_text())
+    assert marker["tracking_uri"] == f"http://127.0.0.1:{port}"
+    server = MlflowServer(tmp_path, port=port)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", secret_uri)
+        assert main(["sync", str(out)]) == 0
+        (run,) = _runs(server.uri, AuditReport.load(out).report_id)
+        assert run.info.status == "FINISHED"
+    finally:
+        server.stop()
+    for f in out.rglob("*"):
+        if f.is_file():
+            assert b"s3cr3t-pw" not in f.read_bytes(), f
