@@ -24,6 +24,8 @@ from .errors import DataError, InputError, LeaAuditError, ModelError, close_matc
 from .tracking import (
     _artifact_files,
     _client,
+    _log_datasets,
+    _log_tables,
     _log_values,
     metric_name,
     report_metrics,
@@ -96,8 +98,10 @@ def _make_evaluator() -> type:
         ``audit(model=...)`` audits it; another model on its pyfunc predictions (with an
         :class:`EvaluatorWarning`: no explanations, no robustness).
 
-        Returns an ``EvaluationResult``: ``metrics`` as ``report_metrics`` names them
-        (``"fpr-parity/fpr/ethnicity/minority_a"``, ``"audit/passed"``, ...), and
+        Returns an ``EvaluationResult``: ``metrics`` every number of the report as
+        ``report_metrics(report, full=True)`` names them (``"fpr-parity/fpr/ethnicity/
+        minority_a"``, ``"audit/passed"``, ...; the run itself holds the compact set and the
+        tables under ``tables/``), and
         ``artifacts`` ``lea_ai_audit_report`` (``.content`` is the report dict),
         ``lea_ai_audit_card_json``, ``lea_ai_audit_card_md``, ``lea_ai_audit_card_html``,
         each with the ``uri`` of the file in the run.
@@ -407,13 +411,17 @@ def _evaluate(result_cls: Any, *, dataset: Any, run_id: str, config: dict[str, A
     with tempfile.TemporaryDirectory(prefix="lea-eval-") as tmp:
         rep = audit(frame, target=target, sensitive=sensitive, features=features,
                     reference=reference, track=False, **kwargs)
-        metrics = report_metrics(rep)
+        metrics = report_metrics(rep, full=True)
         client = _client(str(mlflow.get_tracking_uri()))
         run = client.get_run(run_id)
         params = {metric_name(f"lea.{k}"): v for k, v in report_params(rep).items()}
-        tags = report_tags(rep) | {"mlflow.runName": run.data.tags.get("mlflow.runName",
-                                                                       "lea-ai-audit")}
-        _log_values(client, run_id, params=params, metrics=metrics, tags=tags)
+        tags = report_tags(rep)
+        for own in ("mlflow.runName", "mlflow.note.content"):  # the user's run keeps its own
+            if run.data.tags.get(own):
+                tags.pop(own, None)
+        _log_values(client, run_id, params=params, metrics=report_metrics(rep), tags=tags)
+        _log_tables(client, run_id, rep, Path(tmp) / "tables")
+        _log_datasets(client, run_id, rep)
         from .cards import write_cards
 
         base = Path(tmp) / "report"

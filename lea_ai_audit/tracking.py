@@ -278,8 +278,10 @@ def _experiment_id(client: Any, uri: str, name: str) -> str:
     if uri.startswith("sqlite:///"):  # artifacts beside the database, not in the cwd
         db = Path(uri[len("sqlite:///"):])
         location = (db.parent / "artifacts").resolve().as_uri()
-    try:
-        return str(client.create_experiment(name, artifact_location=location))
+    try:  # the MLflow UI opens it on its model view (MLflow 3 guesses GenAI for a new one)
+        return str(client.create_experiment(
+            name, artifact_location=location,
+            tags={"mlflow.experimentKind": "custom_model_development"}))
     except MlflowException:  # created meanwhile by another process
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -345,17 +347,31 @@ def _report_of(report: Any) -> Any:
     return AuditReport.load(report)
 
 
-def report_metrics(report: Any) -> dict[str, float]:
-    """Every number of the report under a unique MLflow-legal name.
+def report_metrics(report: Any, *, full: bool = False) -> dict[str, float]:
+    """The numbers of the report a reviewer reads in MLflow, under unique MLflow-legal names.
 
-    ``<requirement>/<metric>`` for each result (undefined values are left out), and
-    ``audit/...``: whether the gate would open, counts per status, rows, duration.
+    ``audit/...``: whether the gate would open, counts per status, rows, duration. Per
+    requirement (``<requirement>/...``): ``passed`` (1 or 0), its overall figures (the
+    check's metrics that are not per group or per column, at most 8), and
+
+    - for a disparity requirement: ``groups_beyond`` (groups beyond the tolerance, either
+      side; the check's own ``violation_harmful_side`` counts those on the harmful side),
+      ``groups_too_small``, and the worst group's ``worst_gap``, ``worst_ratio`` and
+      ``worst_group_n`` (its name is the tag ``lea.worst.<requirement>``);
+    - otherwise, per family of per-group metrics ``<metric>/max_gap`` (the largest spread
+      between two groups of one attribute) and per family of per-column metrics
+      ``<metric>/max``.
+
+    That is about a hundred numbers instead of about nine hundred; every number of every
+    result is in the run's table artifacts (``tables/``, see :func:`report_tables`).
+    ``full=True`` returns every number instead (``<requirement>/<metric>``), as the
+    evaluator plugin hands them to its caller.
 
     Examples
     --------
     >>> m = report_metrics(report)                                    # doctest: +SKIP
-    >>> m["fpr-parity/fpr/ethnicity/minority_a"]                      # doctest: +SKIP
-    0.5243
+    >>> m["fpr-parity/groups_beyond"], m["fpr-parity/worst_gap"]      # doctest: +SKIP
+    (13.0, 0.3441)
     """
     rep = _report_of(report)
     taken: set[str] = set()
@@ -368,10 +384,94 @@ def report_metrics(report: Any) -> dict[str, float]:
         out[metric_name("audit/n_rows", taken=taken)] = n_rows
     out[metric_name("audit/duration_s", taken=taken)] = float(rep.duration_s)
     for c in rep.checks:
-        for key, value in c.metrics.items():
+        items = c.metrics.items() if full else _compact(c)
+        for key, value in items:
             v = _number(value)
             if v is not None:
                 out[metric_name(f"{c.requirement_id}/{key}", taken=taken)] = v
+    return out
+
+
+#: overall figures per requirement in the compact metrics
+MAX_OVERALL = 8
+#: numbers that say how a check ran (its sample, seed, background), not what it found: they
+#: stay in the tables and the report, not among the compact metrics
+_SETTING = re.compile(r"seed|sample|background|players|^n_rows$|^rows_|family_error|"
+                      r"decision_confidence")
+
+
+def _worst(c: Any) -> tuple[str, dict[str, Any]] | None:
+    """(grouping, row) of the group furthest beyond on the harmful side (else on either side)
+    of a disparity result's verdict tables; None without one."""
+    from .cards.harm import verdict_tables
+
+    rows = [(e.name.split(":", 1)[-1], r) for e, rs in verdict_tables(c) for r in rs
+            if "diff" in r and r.get("verdict") not in ("reference", "insufficient")
+            and _number(r.get("diff")) is not None]
+    if not rows:
+        return None
+    harmful = [x for x in rows if x[1].get("side") in ("harmful", "higher", "lower")]
+    return max(harmful or rows, key=lambda x: abs(float(x[1]["diff"])))
+
+
+def _compact(c: Any) -> list[tuple[str, Any]]:
+    from .cards.harm import BEYOND, verdict_tables
+
+    out: list[tuple[str, Any]] = [("passed", 1.0 if c.status.value == "pass" else 0.0)]
+    overall = [(k, v) for k, v in c.metrics.items()
+               if "/" not in k and not _SETTING.search(k) and _number(v) is not None]
+    out += overall[:MAX_OVERALL]
+    tables = [(e, rs) for e, rs in verdict_tables(c) if "diff" in rs[0]]
+    if tables:
+        rows = [r for _, rs in tables for r in rs if r.get("verdict") != "reference"]
+        out += [("groups_beyond", sum(r.get("verdict") in BEYOND for r in rows)),
+                ("groups_too_small", sum(r.get("verdict") == "insufficient" for r in rows))]
+        worst = _worst(c)
+        if worst is not None:
+            row = worst[1]
+            out += [("worst_gap", row.get("diff")), ("worst_ratio", row.get("ratio")),
+                    ("worst_group_n", row.get("denominator", row.get("n")))]
+        return out
+    per_column: dict[str, list[float]] = {}
+    per_group: dict[str, dict[str, list[float]]] = {}
+    for k, value in c.metrics.items():
+        v = _number(value)
+        parts = k.split("/")
+        if v is None or len(parts) < 2:
+            continue
+        if len(parts) == 2:
+            per_column.setdefault(parts[0], []).append(v)
+        else:
+            per_group.setdefault("/".join(parts[:-2]), {}).setdefault(parts[-2], []).append(v)
+    for fam, vals in per_column.items():
+        out.append((f"{fam}/max", max(vals)))
+    for fam, by_attr in per_group.items():
+        gaps = [max(vs) - min(vs) for vs in by_attr.values() if len(vs) > 1]
+        if gaps:
+            out.append((f"{fam}/max_gap", max(gaps)))
+    return out
+
+
+def report_tables(report: Any) -> dict[str, dict[str, Any]]:
+    """Every table of the report as an MLflow table: ``tables/<requirement>/<name>.json`` ->
+    ``{"columns": [...], "data": [[...], ...]}`` (pandas' ``orient="split"``, what
+    ``mlflow.load_table`` reads and the MLflow UI shows)."""
+    from .results import safe_filename
+
+    rep = _report_of(report)
+    out: dict[str, dict[str, Any]] = {}
+    for c in rep.checks:
+        for e in c.evidence:
+            if e.kind != "table" or not isinstance(e.data, Mapping):
+                continue
+            stem = safe_filename(e.name.replace(":", "_").replace(" & ", "_x_")) or "table"
+            path = f"tables/{safe_filename(c.requirement_id) or 'requirement'}/{stem}.json"
+            k = 1
+            while path in out:
+                k += 1
+                path = f"tables/{safe_filename(c.requirement_id)}/{stem}_{k}.json"
+            out[path] = {"columns": [str(x) for x in e.data.get("columns", [])],
+                         "data": [list(r) for r in e.data.get("rows", [])]}
     return out
 
 
@@ -412,14 +512,47 @@ def report_params(report: Any) -> dict[str, str]:
     return {metric_name(k, taken=taken): v[:MAX_PARAM_VALUE] for k, v in raw.items()}
 
 
+def _md(text: Any) -> str:
+    """``text`` safe inside a Markdown table cell of the run's description (MLflow renders it):
+    no markup, links or HTML from data."""
+    out = re.sub(r"[\\`*_{}\[\]<>()#+!|~]", lambda m: "\\" + m.group(0), str(text))
+    return " ".join(out.split())[:300]
+
+
+def _worst_text(c: Any) -> str:
+    w = _worst(c)
+    if w is None:
+        return ""
+    grouping, row = w
+    n = row.get("denominator", row.get("n"))
+    return (f"{grouping}: {row.get('group')} ({row.get('verdict')}, difference "
+            f"{float(row['diff']):+.3f}, n={n})")
+
+
 def _summary_note(rep: Any) -> str:
-    lines = [f"lea-ai-audit: the audit {rep.status.value.upper()} against policy "
-             f"{rep.policy.get('id')} {rep.policy.get('version')} "
-             f"({rep.data.get('n_rows')} cases).", ""]
+    """The run's description (``mlflow.note.content``, Markdown): the verdict, what was
+    audited, a table of the requirements with the worst group of each disparity, and where the
+    model card is."""
+    model = rep.subject.get("model")
+    what = (model.get("class") or model.get("uri") or model.get("path")) \
+        if isinstance(model, Mapping) else rep.subject.get("prediction_source")
+    lines = [f"## lea-ai-audit: {rep.status.value.upper()}", "",
+             f"Policy **{_md(rep.policy.get('id'))} {_md(rep.policy.get('version'))}**; "
+             f"{_md(rep.data.get('n_rows'))} cases; model {_md(what or 'not named')}; "
+             f"report {_md(rep.report_id)}; author {_md(rep.author or 'not named')}.", "",
+             "The officer's model card is the artifact **card.html** (also card.md, "
+             "card.json); every group table is under **tables/**. A sign-off is valid only "
+             "as verified by `lea-audit gate`.", "",
+             "| requirement | status | clauses | worst group | finding |",
+             "|---|---|---|---|---|"]
     for c in rep.checks:
-        lines.append(f"- {c.status.value.upper()} {c.requirement_id} "
-                     f"({'; '.join(c.clauses)}): {c.message}")
-    return "\n".join(lines)[:MAX_TAG_VALUE]
+        lines.append(f"| {_md(c.requirement_id)} | {c.status.value.upper()} | "
+                     f"{_md('; '.join(c.clauses))} | {_md(_worst_text(c))} | "
+                     f"{_md(c.message)[:200]} |")
+    text = "\n".join(lines)
+    if len(text) > MAX_TAG_VALUE:
+        text = text[:MAX_TAG_VALUE - 60].rsplit("\n", 1)[0] + "\n\n(cut: see card.md)"
+    return text
 
 
 def report_tags(report: Any) -> dict[str, str]:
@@ -450,9 +583,12 @@ def report_tags(report: Any) -> dict[str, str]:
         _flat("lea.model", model, raw)
     for c in rep.checks:
         raw[f"lea.requirement.{c.requirement_id}"] = c.status.value
+        worst = _worst_text(c)
+        if worst:
+            raw[f"lea.worst.{c.requirement_id}"] = worst
     tags.update(raw)
-    tags["mlflow.runName"] = (f"audit {rep.policy.get('id', '')} {rep.status.value.upper()} "
-                              f"{rep.created_at}").strip()
+    tags["mlflow.runName"] = (f"{rep.status.value.upper()} {rep.policy.get('id', '')} "
+                              f"{rep.created_at[:19]}").strip()
     tags["mlflow.note.content"] = _summary_note(rep)
     taken: set[str] = set()
     return {(k if k.startswith("mlflow.") else metric_name(k, taken=taken)):
@@ -732,6 +868,52 @@ def log_report(report_dir: str | os.PathLike[str], *, tracking_uri: str | None =
                                   f"{_safe_uri(uri)}")
 
 
+def _log_tables(client: Any, run_id: str, rep: Any, tmp: Path) -> None:
+    """Every table of the report under ``tables/`` in one upload, each registered as a table
+    (the ``mlflow.loggedArtifacts`` tag that ``MlflowClient.log_table`` sets, set once)."""
+    tables = report_tables(rep)
+    if not tables:
+        return
+    for rel, table in tables.items():
+        path = tmp / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(table, ensure_ascii=False, allow_nan=True), encoding="utf-8")
+    client.log_artifacts(run_id, str(tmp / "tables"), "tables")
+    listed, entries = 2, []
+    for rel in tables:
+        entry = {"path": rel, "type": "table"}
+        listed += len(json.dumps(entry)) + 2
+        if listed > MAX_TAG_VALUE:
+            break
+        entries.append(entry)
+    client.set_tag(run_id, "mlflow.loggedArtifacts", json.dumps(entries))
+
+
+def _log_datasets(client: Any, run_id: str, rep: Any) -> None:
+    """The audited data (context ``evaluation``) and the reference (``training``) as MLflow
+    dataset inputs: name, digest (the report's SHA-256) and source; the data itself stays
+    where it is (an audit's cases are not copied into the tracking store)."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    source = rep.data.get("source") if isinstance(rep.data.get("source"), Mapping) else {}
+    inputs = []
+    for ctx, info, name in (("evaluation", rep.data, source.get("file") or "audited data"),
+                            ("training", rep.data.get("reference"), "reference data")):
+        if not isinstance(info, Mapping) or not info.get("sha256"):
+            continue
+        src = CodeDatasetSource({"lea.source": _stored_uri(str(source.get("file") or
+                                                              source.get("model_uri") or
+                                                              "lea-ai-audit"))[:500]})
+        ds = MetaDataset(src, name=Path(str(name)).name[:200] or ctx,
+                         digest=str(info["sha256"])[:32])
+        inputs.append(DatasetInput(ds._to_mlflow_entity(),
+                                   tags=[InputTag("mlflow.data.context", ctx)]))
+    if inputs:
+        client.log_inputs(run_id, datasets=inputs)
+
+
 def _upload_run(client: Any, base: Path, rep: Any, exp_id: str, *, step: Any,
                 state: dict[str, Any], run_name: str | None, parent_run_id: str | None
                 ) -> str:
@@ -754,11 +936,15 @@ def _upload_run(client: Any, base: Path, rep: Any, exp_id: str, *, step: Any,
         step()
         _log_values(client, run_id, params=report_params(rep), metrics=report_metrics(rep),
                     tags=tags)
+        step()
+        _log_datasets(client, run_id, rep)
         with tempfile.TemporaryDirectory(prefix="lea-card-") as tmp:
             files = _artifact_files(base, rep) + _write_cards_if_missing(base, rep, Path(tmp))
             for path, folder in files:
                 step()
                 client.log_artifact(run_id, str(path), folder or None)
+            step()
+            _log_tables(client, run_id, rep, Path(tmp) / "t")
         step()
         _log_signoff_tags(client, run_id, base)
         head = _attested_ledger_head(base)

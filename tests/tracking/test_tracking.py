@@ -27,6 +27,7 @@ from lea_ai_audit.tracking import (
     metric_name,
     report_metrics,
     sync,
+    use_tracking_uri,
 )
 
 from .conftest import copy_report, free_port
@@ -82,17 +83,46 @@ def test_report_logged_over_http(mlflow_server: str, report_dir: Path, tmp_path:
     assert params["policy.version"] == rep.policy["version"]
     assert params["data.n_rows"] == str(rep.data["n_rows"])
     assert params["fpr-parity.max_difference"] == "0.1"
-    # every number of every result is there, under its legal name, with its value
+    # a compact set of metrics a reviewer can read, every number in the tables
+    assert metrics.keys() == report_metrics(rep).keys() and 50 < len(metrics) <= 160
     numeric = {f"{c.requirement_id}/{k}": v for c in rep.checks for k, v in c.metrics.items()
                if isinstance(v, (int, float))}
-    assert len(metrics) == len(report_metrics(rep)) >= len(numeric) > 300
-    fpr = rep.result("fpr-parity").metrics["fpr/ethnicity/minority_a"]
-    assert metrics["fpr-parity/fpr/ethnicity/minority_a"] == pytest.approx(fpr)
-    assert metrics["plot-evidence/weird_name/_/x"] == 1.5
-    inter = [k for k in metrics if k.startswith("group-evidence/n/ethnicity _ sex/")]
-    assert inter, "intersectional groups are logged with '&' made legal"
+    assert len(numeric) > 300
+    fpr = rep.result("fpr-parity")
+    verdicts = [r for e in fpr.evidence if e.kind == "table" and e.name.startswith("fpr:")
+                for r in (dict(zip(e.data["columns"], row, strict=True)) for row in e.data["rows"])]
+    beyond = [r for r in verdicts if r["verdict"] == "violation"]
+    assert metrics["fpr-parity/groups_beyond"] == len(beyond) > 0  # counted by hand
+    worst = max((r for r in verdicts if r["side"] == "harmful" and r["verdict"] not in
+                 ("reference", "insufficient")), key=lambda r: abs(r["diff"]))
+    assert metrics["fpr-parity/worst_gap"] == pytest.approx(worst["diff"])
+    assert tags["lea.worst.fpr-parity"].split(": ", 1)[1].startswith(str(worst["group"]))
     assert metrics["audit/n_fail"] == rep.counts()["fail"]
     assert metrics["audit/passed"] == 0.0
+    assert report_metrics(rep, full=True)["plot-evidence/weird_name/_/x"] == 1.5
+    # the tables: what mlflow.load_table reads, equal to the report's evidence
+    listed = json.loads(tags["mlflow.loggedArtifacts"])
+    assert {"path": "tables/fpr-parity/fpr_ethnicity.json", "type": "table"} in listed
+    with use_tracking_uri(mlflow_server):  # load_table searches through MLflow's globals
+        table = client.load_table(run.info.experiment_id,
+                                  "tables/fpr-parity/fpr_ethnicity.json", run_ids=[res.run_id])
+    row = table.set_index("group").loc["minority_a"]
+    assert row["value"] == pytest.approx(fpr.metrics["fpr/ethnicity/minority_a"], abs=1e-4)
+    inter = [e["path"] for e in listed if e["path"].startswith("tables/group-evidence/")
+             and "_x_" in e["path"]]
+    assert inter, "the intersection's table is there under a legal name"
+    # the run as the MLflow UI shows it: name, description, datasets, experiment kind
+    assert tags["mlflow.runName"].startswith(f"FAIL {rep.policy['id']} ")
+    note = tags["mlflow.note.content"]
+    assert note.startswith("## lea-ai-audit: FAIL") and "card.html" in note
+    assert "| fpr-parity | FAIL |" in note
+    digests = {d.dataset.digest: d.tags[0].value for d in run.inputs.dataset_inputs}
+    want = {rep.data["sha256"][:32]: "evaluation"}
+    if rep.data.get("reference"):
+        want[rep.data["reference"]["sha256"][:32]] = "training"
+    assert digests == want
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
 
     arts = {a.path for a in client.list_artifacts(res.run_id)}
     assert {"report.json", "card.html", "card.md", "card.json", "evidence"} <= arts
