@@ -8,6 +8,7 @@ stderr, without a traceback unless ``--verbose``; nothing is written before the 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -652,6 +653,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ._text import PrintableStream
 
+    # MLflow 3 sends usage telemetry to its maintainers unless told not to: a police audit
+    # tool sends nothing anywhere it was not asked to (MLFLOW_DISABLE_TELEMETRY=false or
+    # DO_NOT_TRACK set by the user are respected; see README "MLflow")
+    if "DO_NOT_TRACK" not in os.environ:
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err)
     previous = None

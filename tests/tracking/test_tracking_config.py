@@ -125,3 +125,23 @@ def test_load_model_takes_the_tracking_uri(stores, workdir) -> None:
     assert hasattr(model, "predict_proba") and info["serialization_format"] == "skops"
     assert mlflow.get_tracking_uri() == before
     assert list(workdir.iterdir()) == []
+
+
+@pytest.mark.parametrize(("env", "want"), [({}, "true"),
+                                           ({"MLFLOW_DISABLE_TELEMETRY": "false"}, "false"),
+                                           ({"DO_NOT_TRACK": "false"}, None)])
+def test_the_cli_turns_mlflow_telemetry_off_unless_the_user_chose(env, want, tmp_path) -> None:
+    """MLflow 3 reports usage to its maintainers by default; `lea-audit` turns that off in its
+    own process, and a choice the user made in the environment stands."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os\nfrom lea_ai_audit.cli import main\n"
+            f"main(['sync', {str(tmp_path / 'none')!r}])\n"
+            "print('TELEMETRY', os.environ.get('MLFLOW_DISABLE_TELEMETRY'))\n")
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+    out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, text=True,
+                         capture_output=True, timeout=120)
+    assert f"TELEMETRY {want}" in out.stdout, out.stdout + out.stderr
