@@ -310,3 +310,25 @@ def test_log_signoff(mlflow_server: str, report_dir: Path, tmp_path: Path) -> No
     tags = client.get_run(res.run_id).data.tags
     assert any("B. Chief" in v for k, v in tags.items() if k.startswith("lea.signoff."))
     assert not (d / PENDING_FILE).exists()
+
+
+def test_the_run_description_carries_no_markup_from_data(demo_data) -> None:
+    """A group label crafted by someone outside (HTML, a link, a table pipe, a newline) reaches
+    the run's Markdown description as text: every markup character is escaped."""
+    import re
+
+    from lea_ai_audit.tracking import report_tags
+
+    evil = "<img src=x onerror=alert(1)> [click](http://evil.example) | *x*\n# H"
+    df = demo_data.test.copy()
+    df["ethnicity"] = df["ethnicity"].replace({"minority_a": evil})
+    rep = audit(df, target="reoffended", sensitive=["ethnicity"], score="risk",
+                prediction="flagged", checks=["fairness.disparity"], track=False)
+    assert any(evil in str(t) for c in rep.checks for e in c.evidence if e.kind == "table"
+               for t in e.data["rows"] for t in t)  # the label is in the data as given
+    note = report_tags(rep)["mlflow.note.content"]
+    body = note.split("|---|---|---|---|---|", 1)[1]
+    assert "onerror" in body  # shown, as text
+    assert not re.search(r"(?<!\\)[<>\[\]()|*#]", body.replace(" | ", " ").strip(" |\n")
+                         .replace("|\n|", "\n")), body
+    assert all(line.count("|") - line.count("\\|") == 6 for line in body.strip().splitlines())
