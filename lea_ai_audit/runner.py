@@ -231,6 +231,10 @@ class Audit:
         ``ledger.jsonl`` beside ``out``, as ``lea-audit run`` does). The audit is logged to
         MLflow unless ``track`` is False (see :mod:`lea_ai_audit.tracking`).
         """
+        from .tracking import tracking_disabled, tracking_timeout
+
+        if self.track is not False and not (self.track is True and tracking_disabled()):
+            tracking_timeout()  # a bad LEA_AUDIT_TRACKING_TIMEOUT is refused before the audit
         report = self._run(data, reference=reference, progress=progress)
         if out is not None:
             from ._io import staged_folder

@@ -29,10 +29,11 @@ def _add_timeout(p: argparse.ArgumentParser) -> None:
 
 
 def audit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    if getattr(args, "tracking_timeout", None) is not None:
+    if not getattr(args, "no_track", False):
         from ..tracking import tracking_timeout
 
-        tracking_timeout(args.tracking_timeout)  # bad input before the audit runs
+        # a bad --tracking-timeout or LEA_AUDIT_TRACKING_TIMEOUT is bad input before the audit
+        tracking_timeout(getattr(args, "tracking_timeout", None))
     if getattr(args, "no_track", False) and getattr(args, "tracking_uri", None):
         from ..errors import InputError
 

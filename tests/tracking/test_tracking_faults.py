@@ -236,6 +236,21 @@ def test_a_bad_tracking_timeout_is_refused_before_the_audit(demo_data, tmp_path:
         err = capsys.readouterr().err
         assert rc == 2 and "tracking timeout" in err and "Traceback" not in err, (bad, err)
         assert not (tmp_path / "o").exists()
+    # the variable, from the CLI and from Python: refused before anything is written
+    os.environ["LEA_AUDIT_TRACKING_TIMEOUT"] = "soon"
+    try:
+        rc = main(["run", "--data", str(data), "--target", "reoffended", "--sensitive", "sex",
+                   "--score-col", "risk", "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert rc == 2 and "LEA_AUDIT_TRACKING_TIMEOUT='soon'" in err, err
+        from lea_ai_audit.errors import InputError
+
+        with pytest.raises(InputError, match="LEA_AUDIT_TRACKING_TIMEOUT"):
+            audit(demo_data.test, target="reoffended", sensitive=["sex"], score="risk",
+                  out=tmp_path / "o")
+        assert not (tmp_path / "o").exists()
+    finally:
+        del os.environ["LEA_AUDIT_TRACKING_TIMEOUT"]
 
 
 def _wait_port(port: int, seconds: float = 20) -> None:
