@@ -12,6 +12,8 @@ variable                       default            what it bounds
                                                   uncompressed size); suffixes K, M, G, T
 ``LEA_AUDIT_MAX_ROWS``         ``100000000``      rows of a data file
 ``LEA_AUDIT_MAX_COLUMNS``      ``2000``           columns of a data file or DataFrame
+``LEA_AUDIT_MAX_GROUPS``       ``1000``           groups of one sensitive attribute (the
+                                                  intersection of several: ten times it)
 =============================  =================  =======================================
 
 ``0`` or ``none`` switches a limit off. Compressed CSV (gzip, bzip2, xz, a zip holding one
@@ -46,7 +48,7 @@ from .errors import DataError, InputError
 __all__ = ["Limits", "check_columns", "limits", "open_text_source", "parse_size"]
 
 DEFAULTS = {"LEA_AUDIT_MAX_INPUT_BYTES": "8G", "LEA_AUDIT_MAX_ROWS": "100000000",
-            "LEA_AUDIT_MAX_COLUMNS": "2000"}
+            "LEA_AUDIT_MAX_COLUMNS": "2000", "LEA_AUDIT_MAX_GROUPS": "1000"}
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
           (b"PK\x03\x04", "zip"), (b"\x28\xb5\x2f\xfd", "zstandard"))
@@ -83,6 +85,7 @@ class Limits:
     max_bytes: int | None
     max_rows: int | None
     max_columns: int | None
+    max_groups: int | None = None
 
 
 def limits() -> Limits:
@@ -90,7 +93,8 @@ def limits() -> Limits:
     var = "LEA_AUDIT_MAX_INPUT_BYTES"
     return Limits(max_bytes=parse_size(os.environ.get(var, DEFAULTS[var]), var),
                   max_rows=_count("LEA_AUDIT_MAX_ROWS"),
-                  max_columns=_count("LEA_AUDIT_MAX_COLUMNS"))
+                  max_columns=_count("LEA_AUDIT_MAX_COLUMNS"),
+                  max_groups=_count("LEA_AUDIT_MAX_GROUPS"))
 
 
 def _human(n: int) -> str:

@@ -155,6 +155,18 @@ def _check_group_count(name: str, labels: Sequence[str], n_rows: int) -> None:
     if n_rows >= ID_LIKE_MIN_ROWS and n_groups > ID_LIKE_SHARE * n_rows:
         raise E.DataError(E.ID_LIKE.format(name=name, groups=n_groups, rows=n_rows),
                           E.ID_LIKE_FIX)
+    _check_group_cap(f"sensitive column {name!r}", n_groups)
+
+
+def _check_group_cap(what: str, n_groups: int, factor: int = 1) -> None:
+    """More groups than ``LEA_AUDIT_MAX_GROUPS`` (times ``factor``) are refused at once, with
+    the reason, rather than audited for minutes into a report of empty groups."""
+    from ._limits import limits
+
+    cap = limits().max_groups
+    if cap is not None and n_groups > cap * factor:
+        raise E.DataError(E.TOO_MANY_GROUPS.format(what=what, groups=n_groups,
+                                                   cap=cap * factor), E.TOO_MANY_GROUPS_FIX)
 
 
 def _binary(values: pd.Series, role: str, name: str, positive_label: Any) -> tuple[np.ndarray, Any]:
@@ -731,6 +743,8 @@ class AuditContext:
         for a in range(len(parts) - 1, -1, -1):
             cells[:, a] = rem % parts[a].n_groups
             rem = rem // parts[a].n_groups
+        _check_group_cap("the intersection " + INTERSECTION_SEP.join(g.name for g in parts),
+                         len(uniq), factor=10)
         labels = [INTERSECTION_SEP.join(g.labels[int(j)] for g, j in zip(parts, row, strict=True))
                   for row in cells]
         ref, source = intersection_reference(parts, cells,

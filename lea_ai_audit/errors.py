@@ -74,6 +74,12 @@ ID_LIKE = ("sensitive column {name!r} has {groups} distinct values in {rows} row
            "like an identifier, not a group")
 ID_LIKE_FIX = ("pass a group attribute such as ethnicity or sex (bin a continuous one, e.g. age, "
                "into bands first)")
+TOO_MANY_GROUPS = ("{what} has {groups:,} groups, more than the {cap:,} a per-group audit is "
+                   "set for: most would hold too few cases to be evidence, and the audit would "
+                   "take long")
+TOO_MANY_GROUPS_FIX = ("merge small groups into broader ones (e.g. regions instead of "
+                       "postcodes), audit fewer attributes at once, or raise "
+                       "LEA_AUDIT_MAX_GROUPS if you mean it")
 UNKNOWN_CHECK = "policy {policy!r}: requirement {req!r} names unknown check {check!r}"
 UNKNOWN_CHECK_FIX = "use one of: {known}"
 

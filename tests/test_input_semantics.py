@@ -330,6 +330,38 @@ def test_identifier_rule_boundary(cases: pd.DataFrame) -> None:
     build(small.assign(k=np.arange(len(small))), score="p", sensitive="k")
 
 
+def test_too_many_groups_are_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """50,000 groups in 200,000 rows (four cases each, not an identifier by the share rule):
+    refused by the group cap with the reason, not audited into a report of empty groups (it
+    used to run for more than ten minutes). The cap is LEA_AUDIT_MAX_GROUPS (default 1,000);
+    the intersection of several attributes may have ten times as many groups."""
+    rng = np.random.default_rng(7)
+    n = 200_000
+    df = pd.DataFrame({"y": rng.integers(0, 2, n), "p": rng.random(n),
+                       "g": (rng.permutation(n) % 50_000).astype(str),
+                       "h": rng.integers(0, 200, n).astype(str),
+                       "k": rng.integers(0, 150, n).astype(str)})
+    with pytest.raises(E.DataError) as info:
+        build(df, score="p", sensitive=["g"])
+    assert str(info.value) == (
+        "sensitive column 'g' has 50,000 groups, more than the 1,000 a per-group audit is set "
+        "for: most would hold too few cases to be evidence, and the audit would take long — "
+        + E.TOO_MANY_GROUPS_FIX)
+    ctx = build(df, score="p", sensitive=["h"])  # 200 groups: audited
+    assert ctx.groupings()[0].n_groups == 200
+    cells = len(df.groupby(["h", "k"]))  # the intersection: ~26,000 of the 30,000 cells occur
+    assert cells > 10_000
+    with pytest.raises(E.DataError, match=f"the intersection h & k has {cells:,} groups, more "
+                                          "than the 10,000"):
+        build(df, score="p", sensitive=["h", "k"])
+    monkeypatch.setenv("LEA_AUDIT_MAX_GROUPS", "3000")  # the user means it
+    ctx = build(df, score="p", sensitive=["h", "k"])
+    assert ctx.groupings()[-1].n_groups == cells
+    monkeypatch.setenv("LEA_AUDIT_MAX_GROUPS", "many")
+    with pytest.raises(E.InputError, match="LEA_AUDIT_MAX_GROUPS='many' is not a whole number"):
+        build(df, score="p", sensitive=["h"])
+
+
 # -- the report says which rule decided ----------------------------------------------------------
 def test_report_subject_states_the_rule(cases: pd.DataFrame, tied_model) -> None:
     rep = audit(cases, target="y", sensitive="g", model=tied_model, checks=["performance"],

@@ -609,10 +609,11 @@ class QualityByGroup(Check):
         lab_rows.append(["all", "all", n, positives, _r6(pos_share)])
         for g in ctx.groupings(intersections=False):
             c = ctx.counts(g)
+            c_n, c_pos = c.n, c.pos  # properties that add arrays: once, not once per group
             for i, label in enumerate(g.labels):
-                share = c.pos[i] / c.n[i] if c.n[i] else np.nan
+                share = c_pos[i] / c_n[i] if c_n[i] else np.nan
                 metrics[f"positive_share/{g.name}/{label}"] = _r6(share)
-                lab_rows.append([g.name, label, int(c.n[i]), int(c.pos[i]), _r6(share)])
+                lab_rows.append([g.name, label, int(c_n[i]), int(c_pos[i]), _r6(share)])
         evidence.append(Evidence.table(
             "label_balance", ["grouping", "group", "n", "positives", "positive_share"],
             lab_rows, f"share of the outcome {ctx.target}={ctx.positive_label!r}, overall and "

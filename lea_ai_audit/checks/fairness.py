@@ -234,9 +234,10 @@ class GroupMetrics(Check):
         small: list[str] = []
         for g in ctx.groupings(intersections=self.intersections):
             counts = ctx.counts(g)
+            n_all = counts.n  # a property that sums four arrays: once, not once per group
             rows = []
             for i, label in enumerate(g.labels):
-                n_i = int(counts.n[i])
+                n_i = int(n_all[i])
                 metrics[f"n/{g.name}/{label}"] = n_i
                 if n_i < self.min_group_size:
                     small.append(f"{g.name}={label} (n={n_i})")
@@ -246,7 +247,7 @@ class GroupMetrics(Check):
                 lo, hi = rate_interval(k, m, confidence=self.confidence)
                 for i, label in enumerate(g.labels):
                     metrics[f"{metric}/{g.name}/{label}"] = _f(value[i])
-                    rows.append([label, int(counts.n[i]), metric, _r(value[i]), _r(lo[i]),
+                    rows.append([label, int(n_all[i]), metric, _r(value[i]), _r(lo[i]),
                                  _r(hi[i]), int(k[i]), int(m[i])])
             evidence.append(Evidence.table(
                 f"group_metrics:{g.name}",
