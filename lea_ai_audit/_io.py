@@ -212,7 +212,7 @@ def safe_yaml(text: str) -> Any:
     err = YAMLLimitError
     if len(text) > MAX_YAML_BYTES:
         raise err(f"the YAML is {len(text):,} characters long (at most {MAX_YAML_BYTES:,})")
-    loader = yaml.SafeLoader(text)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when built in
     try:
         try:
             node = loader.get_single_node()
