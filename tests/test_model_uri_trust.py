@@ -56,8 +56,10 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     trap.marker = str(marker)
     cases = tmp_path / "cases.csv"
     demo.test.drop(columns=["risk", "flagged"]).to_csv(cases, index=False)
-    mlflow.set_experiment("lea-test-uri-trust")
-    with mlflow.start_run() as run:
+    # artifacts beside the store, not in ./mlruns of wherever the tests run
+    exp = mlflow.MlflowClient().create_experiment(
+        "lea-test-uri-trust", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=exp) as run:
         # pip_requirements given: MLflow would otherwise load the model to infer them
         mlflow.sklearn.log_model(trap, name="model", registered_model_name="trap",
                                  serialization_format="cloudpickle",

@@ -112,8 +112,9 @@ def test_mlflow_registered_model_is_audited(files, tmp_path, monkeypatch):
     d, demo = files
     uri = f"sqlite:///{tmp_path / 'registry.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_experiment("lea-test-models")
-    with mlflow.start_run():
+    exp = mlflow.MlflowClient().create_experiment(  # artifacts in tmp_path, not ./mlruns
+        "lea-test-models", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=exp):
         mlflow.sklearn.log_model(demo.model, name="model", registered_model_name="triage",
                                  serialization_format="skops")
     assert _run(d, "--model", "models:/triage/1") in (0, 1)
