@@ -362,8 +362,9 @@ def report_metrics(report: Any, *, full: bool = False) -> dict[str, float]:
       between two groups of one attribute) and per family of per-column metrics
       ``<metric>/max``.
 
-    That is about a hundred numbers instead of about nine hundred; every number of every
-    result is in the run's table artifacts (``tables/``, see :func:`report_tables`).
+    For the default policy that is about 150 numbers instead of about 930; every number of
+    every result stays in the run's report.json, and every group table is a table artifact
+    (``tables/``, see :func:`report_tables`).
     ``full=True`` returns every number instead (``<requirement>/<metric>``), as the
     evaluator plugin hands them to its caller.
 
